@@ -1,0 +1,61 @@
+"""Tiny random Llama-family models and a character tokenizer, built in code (nothing is downloaded)."""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+import torch
+
+
+def tiny_llama_config(*, gqa: bool = True, layers: int = 8, model_type: str = "llama", **overrides):
+    from transformers import AutoConfig
+
+    values = dict(
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=layers,
+        num_attention_heads=8,
+        num_key_value_heads=4 if gqa else 8,
+        head_dim=8,
+        vocab_size=128,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+        attention_bias=model_type == "qwen2",
+    )
+    values.update(overrides)
+    if model_type == "qwen2":
+        values.pop("attention_bias")
+    return AutoConfig.for_model(model_type, **values)
+
+
+def tiny_llama(seed: int = 0, **kwargs):
+    """A random ``*ForCausalLM`` in fp32, deterministic for ``seed``."""
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(tiny_llama_config(**kwargs), dtype=torch.float32)
+    return model.eval()
+
+
+def tiny_tokenizer():
+    """A character-level fast tokenizer over printable ASCII (ids < 128), with eos/pad/unk."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<unk>", "<eos>", "<pad>"]
+    chars = [c for c in string.printable if c not in "\x0b\x0c"]
+    vocab = {tok: i for i, tok in enumerate(specials + chars)}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="<unk>", eos_token="<eos>", pad_token="<pad>"
+    )
+
+
+def save_tiny_model(path: str | Path, seed: int = 0, **kwargs) -> Path:
+    """Write a tiny model and its tokenizer as a stock Hugging Face folder."""
+    path = Path(path)
+    tiny_llama(seed=seed, **kwargs).save_pretrained(path)
+    tiny_tokenizer().save_pretrained(path)
+    return path
