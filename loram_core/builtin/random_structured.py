@@ -1,0 +1,35 @@
+"""LoRAM-Rand: remove a random fraction of KV groups and MLP channels per layer, seeded."""
+
+from __future__ import annotations
+
+import zlib
+
+import attrs
+import torch
+
+from loram_core import __version__, hookimpl
+from loram_core.plan import PrunerInfo
+from loram_core.structured import StructuredConfig, structured_plan
+
+
+@attrs.frozen
+class RandomStructuredPruner:
+    name: str = "random"
+    config_cls: type = StructuredConfig
+    pattern: str = "structured"
+    description: str = "random whole KV groups and MLP channels (LoRAM-Rand)"
+
+    def plan(self, model, config: StructuredConfig, context):
+        info = PrunerInfo(self.name, __version__, {**attrs.asdict(config), "seed": context.seed})
+
+        def score(group):
+            # One generator per group, seeded by (seed, layer, kind): the plan does not depend on visit order.
+            gen = torch.Generator().manual_seed(zlib.crc32(f"{context.seed}:{group.layer}:{group.kind}".encode()))
+            return torch.rand(group.units, generator=gen)
+
+        return structured_plan(model, config, context, info, score)
+
+
+@hookimpl
+def register_pruners(register):
+    register(RandomStructuredPruner())

@@ -1,0 +1,104 @@
+"""Apply a plan to a model in place, and materialize a pruned model from config + plan + pruned weights."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from loram_core.errors import PlanError
+from loram_core.plan.entries import MaskEntry, SliceEntry
+from loram_core.plan.plan import PrunePlan
+
+
+def _sliced(tensor: torch.Tensor, entry: SliceEntry, is_bias: bool = False) -> torch.Tensor:
+    if entry.keep_out is not None:
+        tensor = tensor.index_select(0, entry.keep_out.to(tensor.device))
+    if not is_bias and entry.keep_in is not None:
+        tensor = tensor.index_select(1, entry.keep_in.to(tensor.device))
+    return tensor
+
+
+def _linear_like(linear: nn.Linear, shape: tuple[int, int], device=None) -> nn.Linear:
+    return nn.Linear(
+        shape[1], shape[0], bias=linear.bias is not None, device=device or linear.weight.device, dtype=linear.weight.dtype
+    )
+
+
+def _linear(model, module: str) -> nn.Linear:
+    try:
+        layer = model.get_submodule(module)
+    except AttributeError:
+        raise PlanError(f"plan names module '{module}', which this model does not have") from None
+    if not isinstance(layer, nn.Linear):
+        raise PlanError(f"{module}: expected a Linear module, found {type(layer).__name__}")
+    return layer
+
+
+@torch.no_grad()
+def apply_plan(model, plan: PrunePlan):
+    """Slice entries replace the Linear by a smaller one; mask entries zero the masked weights."""
+    for module, entry in plan.entries.items():
+        linear = _linear(model, module)
+        if tuple(linear.weight.shape) != tuple(entry.shape):
+            raise PlanError(f"{module}: plan expects weight shape {tuple(entry.shape)}, model has {tuple(linear.weight.shape)}")
+        if isinstance(entry, MaskEntry):
+            linear.weight.mul_(entry.mask.to(linear.weight.device, linear.weight.dtype))
+            continue
+        new = _linear_like(linear, entry.pruned_shape)
+        new.weight.copy_(_sliced(linear.weight, entry))
+        if linear.bias is not None:
+            new.bias.copy_(_sliced(linear.bias, entry, is_bias=True))
+        model.set_submodule(module, new)
+    return model
+
+
+def pruned_skeleton(config, plan: PrunePlan, dtype=torch.float32):
+    """The model with pruned shapes, parameters on the meta device (buffers such as RoPE stay real)."""
+    from accelerate import init_empty_weights
+    from transformers import AutoModelForCausalLM
+
+    with init_empty_weights(include_buffers=False):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    for module, entry in plan.entries.items():
+        if isinstance(entry, SliceEntry):
+            linear = _linear(model, module)
+            model.set_submodule(module, _linear_like(linear, entry.pruned_shape, device="meta"))
+    return model
+
+
+def materialize_pruned(config, plan: PrunePlan, state_dict: dict[str, torch.Tensor], dtype=torch.float32):
+    """Build the pruned model from the ORIGINAL config, the plan and the pruned weights (no forked modeling)."""
+    model = pruned_skeleton(config, plan, dtype)
+    expected = model.state_dict()
+    tied = {k for k in expected if k not in state_dict and _is_tied(config, k)}
+    missing = [k for k in expected if k not in state_dict and k not in tied]
+    unexpected = [k for k in state_dict if k not in expected]
+    if missing or unexpected:
+        raise PlanError(
+            f"pruned weights do not fit the plan: missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )
+    for key, tensor in state_dict.items():
+        if tuple(tensor.shape) != tuple(expected[key].shape):
+            raise PlanError(f"{key}: pruned weights have shape {tuple(tensor.shape)}, the plan gives {tuple(expected[key].shape)}")
+    model.load_state_dict({k: v.to(dtype) for k, v in state_dict.items()}, strict=False, assign=True)
+    model.tie_weights()
+    still_meta = [n for n, p in model.named_parameters() if p.is_meta]
+    if still_meta:
+        raise PlanError(f"pruned weights leave parameters unset: {still_meta[:3]}")
+    return model.eval()
+
+
+def _is_tied(config, key: str) -> bool:
+    return bool(getattr(config, "tie_word_embeddings", False)) and key == "lm_head.weight"
+
+
+def pruned_state_dict(model) -> dict[str, torch.Tensor]:
+    """Weights to save: tied duplicates dropped (safetensors refuses shared tensors)."""
+    seen, out = set(), {}
+    for key, tensor in model.state_dict().items():
+        ptr = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+        if ptr in seen:
+            continue
+        seen.add(ptr)
+        out[key] = tensor.contiguous()
+    return out

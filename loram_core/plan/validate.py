@@ -1,0 +1,74 @@
+"""Does a plan fit a model? Shapes per module and the couplings of the architecture adapter."""
+
+from __future__ import annotations
+
+from loram_core.arch import adapter_for
+from loram_core.errors import PlanError
+from loram_core.plan.entries import SliceEntry
+from loram_core.plan.fingerprint import ModelFingerprint, linear_shapes
+from loram_core.plan.plan import PrunePlan
+
+
+def _fmt(units) -> str:
+    return "[" + ", ".join(str(int(u)) for u in units[:8]) + (", ..." if len(units) > 8 else "") + "]"
+
+
+def validate_plan(plan: PrunePlan, config, *, check_fingerprint: bool = True) -> None:
+    """Raise ``PlanError`` naming the module when ``plan`` does not fit the model described by ``config``."""
+    if check_fingerprint:
+        here = ModelFingerprint.from_config(config)
+        if not plan.base.matches(here):
+            raise PlanError(
+                f"plan was made for {plan.base.name_or_path or plan.base.architecture} "
+                f"(config {plan.base.config_hash}, {plan.base.num_parameters:,} params), "
+                f"not this model (config {here.config_hash}, {here.num_parameters:,} params)"
+            )
+    shapes = linear_shapes(config)
+    for module, entry in plan.entries.items():
+        if module not in shapes:
+            raise PlanError(f"plan names module '{module}', which this model does not have")
+        if tuple(entry.shape) != tuple(shapes[module]):
+            raise PlanError(f"{module}: plan expects weight shape {tuple(entry.shape)}, model has {shapes[module]}")
+
+    adapter = adapter_for(config)
+    prunable: set[tuple[str, str]] = set()
+    for layer in range(adapter.num_layers(config)):
+        for group in adapter.groups(config, layer):
+            prunable.update((m.module, m.axis) for m in group.members)
+            _check_group(plan, group)
+    for module, entry in plan.entries.items():
+        if isinstance(entry, SliceEntry):
+            for axis, idx in (("out", entry.keep_out), ("in", entry.keep_in)):
+                if idx is not None and (module, axis) not in prunable:
+                    raise PlanError(f"{module}: its '{axis}' axis is not prunable in a {adapter.name} model")
+
+
+def _check_group(plan: PrunePlan, group) -> None:
+    sliced = [m for m in group.members if isinstance(plan.entries.get(m.module), SliceEntry)]
+    if not sliced:
+        return
+    reference = None
+    for member in group.members:
+        entry = plan.entries.get(member.module)
+        idx = None
+        if isinstance(entry, SliceEntry):
+            idx = entry.keep_out if member.axis == "out" else entry.keep_in
+        if idx is None:
+            raise PlanError(
+                f"{member.module}: breaks the coupling of {group.name}: its '{member.axis}' axis is not sliced "
+                f"while {sliced[0].module} is"
+            )
+        units = group.units_of(member, idx)
+        if units is None:
+            raise PlanError(
+                f"{member.module}: breaks the coupling of {group.name}: keeps a partial "
+                f"{'KV group' if group.kind == 'attention' else 'unit'} "
+                f"(indices must cover whole units of {member.unit_size})"
+            )
+        if reference is None:
+            reference = (member.module, units)
+        elif not (len(units) == len(reference[1]) and bool((units == reference[1]).all())):
+            raise PlanError(
+                f"{member.module}: breaks the coupling of {group.name}: keeps units {_fmt(units)} "
+                f"but {reference[0]} keeps {_fmt(reference[1])}"
+            )

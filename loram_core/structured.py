@@ -1,0 +1,76 @@
+"""Shared machinery for structured pruners: ratio -> whole units removed per coupling group -> slice plan.
+
+The strategy (how units are scored) stays in the pruner; this module only ranks and writes the plan.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import attrs
+import torch
+
+from loram_core.arch import CouplingGroup
+from loram_core.configs import parse_layers, ratio_in_unit_interval
+from loram_core.errors import LoramError
+from loram_core.plan import PrunePlan, PrunerInfo, SliceEntry
+
+
+@attrs.frozen
+class PruneContext:
+    """What a pruner may use besides the model: its config, family adapter, fingerprint and seed."""
+
+    model_config: Any
+    arch: Any
+    fingerprint: Any
+    seed: int = 0
+    calibration: Callable[[], Any] | None = None  # returns token batches; for data-driven pruners
+    progress: bool = True
+
+
+@attrs.frozen
+class StructuredConfig:
+    ratio: float = attrs.field(validator=ratio_in_unit_interval)
+    layers: tuple[int, int] | None = attrs.field(default=None, converter=parse_layers)
+    attention: bool = True
+    mlp: bool = True
+
+
+def layer_range(cfg: StructuredConfig, ctx: PruneContext) -> range:
+    n = ctx.arch.num_layers(ctx.model_config)
+    start, end = cfg.layers if cfg.layers is not None else ctx.arch.default_layers(ctx.model_config)
+    if end > n:
+        raise LoramError(f"layer range {start}:{end} is outside the model's {n} decoder layers")
+    return range(start, end)
+
+
+def keep_units(scores: torch.Tensor, keep: int) -> torch.Tensor:
+    """The ``keep`` highest-scoring units, sorted; ties go to the lower index, so ranking is deterministic."""
+    order = torch.argsort(scores.double(), descending=True, stable=True)
+    return order[:keep].sort().values
+
+
+def structured_plan(
+    model,
+    cfg: StructuredConfig,
+    ctx: PruneContext,
+    pruner: PrunerInfo,
+    score: Callable[[CouplingGroup], torch.Tensor],
+) -> PrunePlan:
+    """Remove ``group.removed(ratio)`` lowest-scoring units of every enabled group in the layer range."""
+    slices: dict[str, dict[str, torch.Tensor]] = {}
+    shapes: dict[str, tuple[int, int]] = {}
+    for layer in layer_range(cfg, ctx):
+        for group in ctx.arch.groups(ctx.model_config, layer):
+            if not getattr(cfg, group.kind, True):
+                continue
+            removed = group.removed(cfg.ratio)
+            if removed == 0:
+                continue
+            kept = keep_units(score(group), group.units - removed)
+            for member in group.members:
+                axis = "keep_out" if member.axis == "out" else "keep_in"
+                slices.setdefault(member.module, {})[axis] = group.channels(member, kept)
+                shapes[member.module] = tuple(model.get_submodule(member.module).weight.shape)
+    entries = {m: SliceEntry(shape=shapes[m], **axes) for m, axes in slices.items()}
+    return PrunePlan(base=ctx.fingerprint, pruner=pruner, pattern="structured", entries=entries)
