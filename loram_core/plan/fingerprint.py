@@ -31,6 +31,12 @@ def count_parameters(model) -> int:
     return sum(seen.values())
 
 
+def param_bytes(model) -> int:
+    """Bytes held by unique parameters, at their actual storage dtype."""
+    seen = {id(p): p.numel() * p.element_size() for p in model.parameters()}
+    return sum(seen.values())
+
+
 def linear_shapes(config) -> dict[str, tuple[int, int]]:
     """Full module name -> (out, in) of every Linear in the original model."""
     model = meta_model(config)

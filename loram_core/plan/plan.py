@@ -48,7 +48,7 @@ class PrunePlan:
             and all(e.equals(other.entries[k]) for k, e in self.entries.items())
         )
 
-    def kept_parameters(self, shapes: Mapping[str, tuple[int, int]]) -> dict[str, int]:
+    def removed_parameters(self, shapes: Mapping[str, tuple[int, int]]) -> dict[str, int]:
         """Weights removed per module: sliced rows/cols, or masked zeros (the paper's theoretical count)."""
         removed = {}
         for module, entry in self.entries.items():

@@ -1,0 +1,1 @@
+"""The ``loram`` command line."""

@@ -1,0 +1,48 @@
+"""Entry point of ``loram``: exit 0 on success, 2 on bad input (one line, no traceback), 1 on a bug."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+
+from loram_core import __version__
+from loram_core.errors import LoramError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from loram_core import plugins
+    from loram_core.cli import plugins_cmd, stages
+
+    parser = argparse.ArgumentParser(prog="loram", description="Train small, infer large: LoRA on a pruned model.")
+    parser.add_argument("--version", action="version", version=f"loram {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for bad input too")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    stages.add_commands(sub)
+    plugins_cmd.add_commands(sub)
+    plugins.load_plugins().hook.register_commands(cli=sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(os.environ.get("LORAM_DEBUG"))
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        return int(args.func(args) or 0)
+    except LoramError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"loram: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("loram: interrupted; finished artifacts are kept, re-run to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

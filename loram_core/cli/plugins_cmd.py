@@ -1,0 +1,47 @@
+"""``loram plugins``: what is installed, which plugin provides it, and which hooks it implements."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from loram_core import plugins, registry
+
+
+def plugin_rows() -> list[dict]:
+    pm = plugins.load_plugins()
+    versions = registry.plugin_versions()
+    external = {pm.get_name(p) for p, _ in pm.list_plugin_distinfo()}
+    provides: dict[str, list[str]] = {}
+    for kind in registry.KINDS:
+        for name, item in registry.collect(kind).items():
+            provides.setdefault(item.plugin, []).append(f"{kind}:{name}")
+    rows = []
+    for name, plugin in pm.list_name_plugin():
+        hooks = sorted(c.name for c in pm.get_hookcallers(plugin) or ())
+        kind = "builtin" if name in plugins.DEFAULT_PLUGINS else "entry-point" if name in external else "runtime"
+        rows.append({"name": name, "version": versions.get(name, "unknown"), "kind": kind,
+                     "provides": sorted(provides.get(name, [])), "hooks": hooks})
+    return sorted(rows, key=lambda r: (r["kind"] != "builtin", r["name"]))
+
+
+def cmd_plugins(args) -> int:
+    rows = plugin_rows()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table(title="loram plugins")
+    for col in ("plugin", "version", "kind", "provides", "hooks"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["version"], r["kind"], "\n".join(r["provides"]), "\n".join(r["hooks"]))
+    Console().print(table)
+    return 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("plugins", help="list installed plugins")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_plugins)

@@ -1,0 +1,106 @@
+"""``loram run`` and the single-stage commands, each on a RUN_DIR."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+
+from loram_core import registry
+from loram_core.cli.flags import add_run_flags, resolve_settings
+from loram_core.errors import LoramError
+from loram_core.lifecycle.resources import Resources
+from loram_core.lifecycle.rundir import RUN_SCHEMA, RunDir
+
+STAGES = ("prune", "align", "train", "recover", "merge", "eval")
+
+
+def _plugins_used(settings) -> dict:
+    used = {}
+    for kind, name in (("pruner", settings.pruner), ("quantizer", settings.quantizer),
+                       ("aligner", settings.aligner), ("recoverer", settings.recoverer)):
+        if name:
+            found = registry.collect(kind)
+            if name not in found:
+                registry.get(kind, name)  # raises UnknownPluginError with installed names
+            used[kind] = {"name": name, "version": found[name].version, "plugin": found[name].plugin}
+    return used
+
+
+def _check_schema(run: RunDir) -> None:
+    if run.run_json.is_file():
+        try:
+            schema = json.loads(run.run_json.read_text()).get("schema")
+        except ValueError:
+            raise LoramError(f"{run.run_json} is unreadable; remove it or choose another RUN_DIR") from None
+        if schema != RUN_SCHEMA:
+            raise LoramError(f"{run.root} was written by run-dir schema {schema!r}; this loram writes {RUN_SCHEMA}")
+
+
+def do_stages(run_dir: Path, args, stages: tuple[str, ...], *, inherit: bool) -> int:
+    from loram_core.lifecycle.evaluate import run_eval
+    from loram_core.lifecycle.merge import run_merge
+    from loram_core.lifecycle.prune import run_prune
+    from loram_core.lifecycle.recover import run_recover
+    from loram_core.lifecycle.report import build_report, print_report, write_report
+    from loram_core.lifecycle.train import run_train
+
+    run = RunDir(run_dir)
+    _check_schema(run)
+    settings = resolve_settings(args, run.root, inherit=inherit)
+    plugins = _plugins_used(settings)
+    err = Console(stderr=True)
+    res = Resources(settings, progress=not args.no_progress)
+    run.root.mkdir(parents=True, exist_ok=True)
+    run.write_run_json(settings, plugins)
+    steps = {"prune": lambda: run_prune(run, res), "train": lambda: run_train(run, res),
+             "recover": lambda: run_recover(run, res), "eval": lambda: run_eval(run, res),
+             "merge": lambda: run_merge(run, res) if settings.merge else None,
+             "align": lambda: _align(run, res, settings)}
+    for stage in stages:
+        if stage == "align" and not settings.aligner:
+            continue
+        err.log(f"[bold]stage {stage}[/bold]")
+        steps[stage]()
+    report = build_report(run, settings, res.model_path)
+    write_report(run, report)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_report(report)
+    return 0
+
+
+def _align(run, res, settings):
+    """Run the named aligner plugin on the pruned weights (the contract is the aligner's ``align``)."""
+    aligner = registry.get("aligner", settings.aligner)
+    return aligner.align(run, res)
+
+
+def cmd_run(args) -> int:
+    return do_stages(Path(args.out), args, STAGES, inherit=False)
+
+
+def add_commands(sub) -> None:
+    run = sub.add_parser("run", help="the whole lifecycle: prune, train, recover, merge, eval")
+    add_run_flags(run)
+    run.add_argument("--out", default="runs/latest", metavar="RUN_DIR", help="run directory (default runs/latest)")
+    _common(run)
+    run.set_defaults(func=cmd_run)
+    helps = {"prune": "prune the original model into RUN_DIR/plan and RUN_DIR/pruned",
+             "align": "align the pruned model with the configured aligner plugin",
+             "train": "train LoRA on the pruned model", "recover": "recover the adapter to the original shapes",
+             "merge": "merge the recovered adapter into the original model", "eval": "perplexity rows and report"}
+    for stage in STAGES:
+        p = sub.add_parser(stage, help=helps[stage])
+        p.add_argument("run_dir", metavar="RUN_DIR", type=Path)
+        add_run_flags(p)
+        _common(p)
+        p.set_defaults(func=lambda a, _s=stage: do_stages(a.run_dir, a, (_s,), inherit=True))
+
+
+def _common(p) -> None:
+    p.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")

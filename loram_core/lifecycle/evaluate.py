@@ -1,0 +1,52 @@
+"""Stage eval: held-out perplexity for the report's four rows (design §5)."""
+
+from __future__ import annotations
+
+import gc
+
+from loram_core import registry
+from loram_core.configs import build_config
+from loram_core.lifecycle.prune import load_pruned_model
+from loram_core.lifecycle.resources import Resources
+from loram_core.lifecycle.rundir import RunDir, stage_key
+
+WEIGHTS = "adapter_model.safetensors"
+
+
+def run_eval(run: RunDir, res: Resources) -> dict:
+    from peft import PeftModel
+
+    from loram_core.evaluate import perplexity
+
+    s = res.settings
+    upstream = [(run.record(st) or {}).get("key") for st in ("prune", "train", "recover")]
+    key = stage_key("eval", upstream, s.data, s.eval_tokens, s.eval_seq_len, res.model_path)
+    done = run.done("eval", key)
+    if done:
+        return done
+    tokens = res.test_tokens
+
+    def ppl(model, label: str) -> float:
+        return perplexity(model, tokens, seq_len=s.eval_seq_len, progress=res.progress).ppl
+
+    rows: dict[str, float] = {}
+    if (run.pruned / "model.safetensors").is_file():
+        pruned, _ = load_pruned_model(run, res)
+        if s.quantizer:  # evaluate the small model as it was trained: quantized
+            quantizer = registry.get("quantizer", s.quantizer)
+            pruned = quantizer.quantize(pruned, build_config(quantizer.config_cls, {}, owner=quantizer.name))
+        rows["pruned"] = ppl(pruned, "ppl pruned")
+        if (run.adapter_pruned / WEIGHTS).is_file():
+            rows["pruned_lora"] = ppl(PeftModel.from_pretrained(pruned, str(run.adapter_pruned)), "ppl pruned+lora")
+        del pruned
+        gc.collect()
+    original = res.original_model()
+    rows["original"] = ppl(original, "ppl original")
+    if (run.adapter / WEIGHTS).is_file():
+        rows["loram"] = ppl(PeftModel.from_pretrained(original, str(run.adapter)), "ppl loram")
+    n_tokens = (tokens.numel() // s.eval_seq_len) * (s.eval_seq_len - 1)
+    return run.finish(
+        "eval",
+        key,
+        {"ppl": rows, "eval": {"dataset": s.data, "split": "test", "tokens": n_tokens, "seq_len": s.eval_seq_len}},
+    )

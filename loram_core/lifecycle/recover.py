@@ -1,0 +1,56 @@
+"""Stage recover: the pruned adapter -> a stock PEFT adapter for the ORIGINAL model, plus provenance."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from loram_core import __version__, registry
+from loram_core.atomic import atomic_dir, write_json
+from loram_core.errors import AdapterError
+from loram_core.lifecycle.resources import Resources
+from loram_core.lifecycle.rundir import RunDir, file_hash, stage_key
+from loram_core.plan.fingerprint import linear_shapes
+from loram_core.plan.serialize import load_plan, plan_hash
+from loram_core.recover import recover_adapter
+
+ADAPTER_WEIGHTS, ADAPTER_CONFIG, SIDECAR = "adapter_model.safetensors", "adapter_config.json", "loram.json"
+
+
+def run_recover(run: RunDir, res: Resources) -> dict:
+    s = res.settings
+    source = run.adapter_pruned / ADAPTER_WEIGHTS
+    if not source.is_file():
+        raise AdapterError(f"no trained adapter at {run.adapter_pruned}; run 'loram train {run.root}' first")
+    key = stage_key("recover", file_hash(source), (run.record("prune") or {}).get("key"), s.recoverer, s.seed)
+    done = run.done("recover", key, run.adapter / ADAPTER_WEIGHTS)
+    if done:
+        return done
+    recoverer = registry.get("recoverer", s.recoverer)
+    plan = load_plan(run.plan)
+    state = load_file(source)
+    generator = torch.Generator().manual_seed(s.seed)
+    recovered = recover_adapter(state, plan, linear_shapes(res.config), recoverer, generator=generator)
+    config = json.loads((run.adapter_pruned / ADAPTER_CONFIG).read_text())
+    config["base_model_name_or_path"] = res.model_path  # the ORIGINAL model, so stock PEFT loading finds it
+    sidecar = {
+        "loram_version": __version__,
+        "plan_hash": plan_hash(plan),
+        "base": {"name_or_path": res.model_path, "config_hash": plan.base.config_hash,
+                 "num_parameters": plan.base.num_parameters},
+        "pruner": {"name": plan.pruner.name, "version": plan.pruner.version, "params": dict(plan.pruner.params)},
+        "pattern": plan.pattern,
+        "recoverer": {"name": recoverer.name, "version": registry.collect("recoverer")[recoverer.name].version},
+        "source_adapter_sha256": file_hash(source),
+    }
+    with atomic_dir(run.adapter) as tmp:
+        save_file({k: v.contiguous() for k, v in recovered.items()}, tmp / ADAPTER_WEIGHTS, metadata={"format": "pt"})
+        write_json(tmp / ADAPTER_CONFIG, config)
+        write_json(tmp / SIDECAR, sidecar)
+        readme = run.adapter_pruned / "README.md"
+        if readme.is_file():
+            (tmp / "README.md").write_text(readme.read_text())
+    return run.finish("recover", key, {"recoverer": recoverer.name, "tensors": len(recovered),
+                                       "adapter_sha256": file_hash(run.adapter / ADAPTER_WEIGHTS)})

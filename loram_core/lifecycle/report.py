@@ -1,0 +1,96 @@
+"""The run report (design §5): ``report.json`` from the stage records, printed as rich tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from loram_core.atomic import write_json
+from loram_core.lifecycle.rundir import RunDir
+
+REPORT_SCHEMA = 1
+
+
+def build_report(run: RunDir, settings, model_path: str) -> dict[str, Any]:
+    prune = run.record("prune") or {}
+    train = run.record("train") or {}
+    ev = run.record("eval") or {}
+    align = run.record("align")
+    original = prune.get("params_original")
+    pruned = prune.get("params_pruned")
+    quant = train.get("quantizer")
+    effective = pruned
+    if quant and quant.get("bits") and pruned:  # the paper's formula: a 4-bit parameter counts as a quarter
+        effective = pruned * quant["bits"] / 16
+    train_block = {k: train.get(k) for k in ("steps", "tokens", "tokens_per_s", "loss_first", "loss_last")}
+    return {
+        "schema": REPORT_SCHEMA,
+        "model": {"name": settings.model, "path": model_path, "params": original},
+        "pruner": {
+            "name": settings.pruner,
+            "ratio": settings.ratio,
+            "pattern": prune.get("pattern"),
+            "params": (prune.get("pruner") or {}).get("params"),
+        },
+        "quantizer": quant,
+        "recoverer": settings.recoverer,
+        "params": {
+            "original": original,
+            "pruned": pruned,
+            "reduction_ratio": (original / effective) if original and effective else None,
+        },
+        "memory": {
+            "param_bytes_original": prune.get("param_bytes_original"),
+            "param_bytes_train": train.get("param_bytes_train"),
+            "train_peak_rss_mb": train.get("train_peak_rss_mb"),
+        },
+        "train": train_block,
+        "ppl": {k: (ev.get("ppl") or {}).get(k) for k in ("original", "pruned", "pruned_lora", "loram")},
+        "eval": ev.get("eval"),
+        "align": align and {k: align.get(k) for k in ("aligner", "dataset", "steps", "ppl_before", "ppl_after")},
+        "losses": train.get("losses"),
+    }
+
+
+def write_report(run: RunDir, report: dict[str, Any]) -> None:
+    write_json(run.report, report)
+
+
+def _fmt(value, spec: str = ",") -> str:
+    if value is None:
+        return "—"
+    return format(value, spec)
+
+
+def print_report(report: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    p, m, t = report["params"], report["memory"], report["train"]
+    summary = Table(title=f"loram run: {report['model']['name']} · {report['pruner']['name']} "
+                          f"ratio {report['pruner']['ratio']} ({report['pruner']['pattern']})")
+    summary.add_column("quantity")
+    summary.add_column("value", justify="right")
+    summary.add_row("parameters, original", _fmt(p["original"]))
+    summary.add_row("parameters, pruned", _fmt(p["pruned"]))
+    summary.add_row("reduction (original / pruned)", _fmt(p["reduction_ratio"], ".2f") + "x")
+    summary.add_row("parameter bytes in training", _fmt(m["param_bytes_train"]))
+    summary.add_row("train peak RSS above start (MB)", _fmt(m["train_peak_rss_mb"], ".0f"))
+    summary.add_row("train steps / tokens", f"{_fmt(t['steps'])} / {_fmt(t['tokens'])}")
+    summary.add_row("train tokens/s", _fmt(t["tokens_per_s"], ".0f"))
+    summary.add_row("train loss first -> last", f"{_fmt(t['loss_first'], '.3f')} -> {_fmt(t['loss_last'], '.3f')}")
+    console.print(summary)
+    ev = report.get("eval") or {}
+    ppl = Table(title=f"perplexity on {ev.get('dataset')} {ev.get('split')} ({_fmt(ev.get('tokens'))} tokens)")
+    ppl.add_column("model")
+    ppl.add_column("what it is")
+    ppl.add_column("ppl", justify="right")
+    labels = {
+        "original": "original model, no fine-tuning",
+        "pruned": "pruned model, no fine-tuning",
+        "pruned_lora": "pruned + its adapter (train small, infer small)",
+        "loram": "original + recovered adapter (train small, infer large)",
+    }
+    for key, label in labels.items():
+        ppl.add_row(key, label, _fmt(report["ppl"].get(key), ".2f"))
+    console.print(ppl)

@@ -1,0 +1,73 @@
+"""Lazily loaded inputs shared by the stages of one process: the original model's config, tokenizer, data."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import torch
+
+from loram_core.lifecycle.settings import RunSettings
+
+
+class Resources:
+    def __init__(self, settings: RunSettings, progress: bool = True):
+        self.settings = settings
+        self.progress = progress
+
+    @functools.cached_property
+    def model_path(self) -> str:
+        """The original model as a local folder or hub id (an alias resolves to its local folder)."""
+        from loram_core.models.loading import resolve_model
+
+        return str(resolve_model(self.settings.model))
+
+    @functools.cached_property
+    def config(self):
+        from loram_core.models.loading import load_config
+
+        return load_config(self.model_path, trust_remote_code=self.settings.trust_remote_code)
+
+    @functools.cached_property
+    def tokenizer(self):
+        from loram_core.models.loading import load_tokenizer
+
+        return load_tokenizer(self.model_path, trust_remote_code=self.settings.trust_remote_code)
+
+    def original_model(self):
+        from loram_core.models.loading import load_model
+
+        return load_model(self.model_path, dtype=torch.float32, trust_remote_code=self.settings.trust_remote_code)
+
+    @functools.cached_property
+    def splits(self):
+        from loram_core.data import load_dataset
+
+        return load_dataset(self.settings.data)
+
+    @functools.cached_property
+    def train_tokens(self) -> torch.Tensor:
+        from loram_core.data import tokenize_documents
+
+        return tokenize_documents(self.tokenizer, self.splits.train)
+
+    @functools.cached_property
+    def test_tokens(self) -> torch.Tensor:
+        from loram_core.data import tokenize_documents
+
+        return tokenize_documents(self.tokenizer, self.splits.test, max_tokens=self.settings.eval_tokens)
+
+    def calibration(self) -> torch.Tensor:
+        """Seeded [samples, seq_len] windows from the training split, for data-driven pruners."""
+        from loram_core.data import random_blocks
+
+        gen = torch.Generator().manual_seed(self.settings.seed)
+        s = self.settings
+        return random_blocks(self.train_tokens, s.seq_len, s.calibration_samples, gen)
+
+
+def relative_or_abs(path: Path, root: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path(root).resolve()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,116 @@
+"""``RunSettings``: the resolved configuration of one run, saved as ``RUN_DIR/run.json``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from loram_core.configs import parse_layers, ratio_in_unit_interval
+from loram_core.errors import LoramError
+
+
+def _positive(instance, attribute, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{attribute.name} must be a positive integer, got {value!r}")
+
+
+@attrs.frozen
+class RunSettings:
+    model: str = "smollm2-135m"
+    data: str = "shakespeare"
+    pruner: str = "magnitude"
+    ratio: float = attrs.field(default=0.5, validator=ratio_in_unit_interval)
+    layers: tuple[int, int] | None = attrs.field(default=None, converter=parse_layers)
+    pruner_options: dict = attrs.field(factory=dict)
+    quantizer: str | None = None
+    aligner: str | None = None
+    recoverer: str = "zero"
+    steps: int = attrs.field(default=100, validator=_positive)
+    batch_size: int = attrs.field(default=4, validator=_positive)
+    seq_len: int = attrs.field(default=128, validator=_positive)
+    lr: float = 2e-4
+    rank: int = attrs.field(default=8, validator=_positive)
+    alpha: int = attrs.field(default=16, validator=_positive)
+    dropout: float = 0.05
+    warmup_steps: int = 10
+    schedule: str = "cosine"
+    checkpoint_every: int = attrs.field(default=50, validator=_positive)
+    target_modules: tuple[str, ...] = attrs.field(
+        default=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"), converter=tuple
+    )
+    seed: int = 0
+    eval_tokens: int = attrs.field(default=16384, validator=_positive)
+    eval_seq_len: int = attrs.field(default=512, validator=_positive)
+    calibration_samples: int = attrs.field(default=16, validator=_positive)
+    merge: bool = True
+    trust_remote_code: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self, value_serializer=lambda _i, _a, v: list(v) if isinstance(v, tuple) else v)
+
+    def train_config(self):
+        from loram_core.train.config import TrainConfig
+
+        return TrainConfig(
+            steps=self.steps,
+            batch_size=self.batch_size,
+            seq_len=self.seq_len,
+            lr=self.lr,
+            rank=self.rank,
+            alpha=self.alpha,
+            dropout=self.dropout,
+            target_modules=tuple(self.target_modules),
+            warmup_steps=self.warmup_steps,
+            schedule=self.schedule,
+            seed=self.seed,
+            checkpoint_every=self.checkpoint_every,
+        )
+
+
+FIELDS = {f.name for f in attrs.fields(RunSettings)}
+
+
+def make_settings(values: dict[str, Any], *, source: str = "settings") -> RunSettings:
+    """Build settings from a flat dict; unknown keys and bad values name themselves."""
+    unknown = sorted(set(values) - FIELDS)
+    if unknown:
+        raise LoramError(f"{source}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(FIELDS))})")
+    try:
+        return RunSettings(**values)
+    except (TypeError, ValueError) as exc:
+        raise LoramError(f"{source}: {exc}") from None
+
+
+def load_recipe(path: str | Path) -> dict[str, Any]:
+    """A TOML recipe: the run's keys at top level or under [run]; pruner options under [pruner_options]."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    path = Path(path)
+    if not path.is_file():
+        raise LoramError(f"recipe {path} does not exist")
+    try:
+        doc = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise LoramError(f"recipe {path}: {exc}") from None
+    values = dict(doc.pop("run", {}))
+    values.update(doc)
+    unknown = sorted(set(values) - FIELDS)
+    if unknown:
+        raise LoramError(f"recipe {path}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(FIELDS))})")
+    return values
+
+
+def read_run_json(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / "run.json"
+    if not path.is_file():
+        raise LoramError(f"{run_dir} is not a run directory (no run.json); start with 'loram run' or 'loram prune'")
+    try:
+        doc = json.loads(path.read_text())
+        return dict(doc["settings"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise LoramError(f"{path}: unreadable ({exc})") from None
