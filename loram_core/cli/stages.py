@@ -49,10 +49,17 @@ def do_stages(run_dir: Path, args, stages: tuple[str, ...], *, inherit: bool) ->
 
     run = RunDir(run_dir)
     _check_schema(run)
+    if inherit and stages[0] != "prune" and not run.run_json.is_file():
+        raise LoramError(f"{run.root} is not a run directory (no run.json); start with 'loram run' or 'loram prune'")
     settings = resolve_settings(args, run.root, inherit=inherit)
     plugins = _plugins_used(settings)
     err = Console(stderr=True)
     res = Resources(settings, progress=not args.no_progress)
+    if args.no_progress:
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
+    res.preflight(needs_data=any(s in stages for s in ("prune", "align", "train", "eval")))
     run.root.mkdir(parents=True, exist_ok=True)
     run.write_run_json(settings, plugins)
     steps = {"prune": lambda: run_prune(run, res), "train": lambda: run_train(run, res),

@@ -34,6 +34,12 @@ class Resources:
 
         return load_tokenizer(self.model_path, trust_remote_code=self.settings.trust_remote_code)
 
+    def preflight(self, needs_data: bool = True) -> None:
+        """Fail on a bad model or data spec before any stage starts (no half-done run for a typo)."""
+        _ = self.config
+        if needs_data:
+            _ = self.splits
+
     def original_model(self):
         from loram_core.models.loading import load_model
 
