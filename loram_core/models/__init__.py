@@ -1,0 +1,1 @@
+"""Models: spec resolution and loading, and the packaged SmolLM2 conversion."""

@@ -1,0 +1,96 @@
+"""Turn a model spec (registered alias, local folder, or hub id) into a model, tokenizer or config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from loram_core.errors import LoramError, UnknownPluginError
+
+
+def _looks_like_path(spec: str) -> bool:
+    # A hub id is "name" or "org/name"; anything with more slashes, ~, . or a drive is meant as a path.
+    return spec.startswith((".", "/", "~")) or spec.count("/") > 1 or "\\" in spec or spec.endswith("/")
+
+
+def resolve_model(spec: str | Path) -> Path | str:
+    """A registered alias's local folder, an existing local folder, or the spec unchanged (a hub id)."""
+    spec_str = str(spec)
+    if not isinstance(spec, Path):
+        from loram_core import registry
+
+        try:
+            alias = registry.get("model", spec_str)
+        except UnknownPluginError:
+            pass
+        else:
+            return Path(alias.resolve())
+    path = Path(spec_str).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise LoramError(f"model folder {path} has no config.json")
+        return path
+    if path.exists():
+        raise LoramError(f"model path {path} is a file; give the folder that holds config.json")
+    if isinstance(spec, Path) or _looks_like_path(spec_str):
+        raise LoramError(f"model folder {path} does not exist")
+    return spec_str
+
+
+def load_model(spec: str | Path, dtype: torch.dtype = torch.float32, trust_remote_code: bool = False):
+    """A ``*ForCausalLM`` in eval mode."""
+    from transformers import AutoModelForCausalLM
+
+    resolved = resolve_model(spec)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            resolved, dtype=dtype, trust_remote_code=trust_remote_code
+        )
+    except OSError as exc:  # missing weights, or a hub id that cannot be fetched offline
+        raise LoramError(f"cannot load model '{resolved}': {_first_line(exc)}") from exc
+    return model.eval()
+
+
+def load_tokenizer(spec: str | Path, trust_remote_code: bool = False):
+    """The model's tokenizer, with a pad token (eos) when it has none, so batches can be padded."""
+    from transformers import AutoTokenizer
+
+    resolved = resolve_model(spec)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolved, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, TypeError) as exc:
+        raise LoramError(f"cannot load a tokenizer from '{resolved}': {_first_line(exc)}") from exc
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_config(spec: str | Path, trust_remote_code: bool = False):
+    from transformers import AutoConfig
+
+    resolved = resolve_model(spec)
+    try:
+        return AutoConfig.from_pretrained(resolved, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise LoramError(f"cannot load the config of '{resolved}': {_first_line(exc)}") from exc
+
+
+def config_from_file(path: str | Path):
+    """A config from a ``config.json`` path (or the folder holding one), without any weights."""
+    from transformers import AutoConfig
+
+    path = Path(path).expanduser()
+    if path.is_dir():
+        path = path / "config.json"
+    if not path.is_file():
+        raise LoramError(f"config file {path} does not exist")
+    try:
+        return AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise LoramError(f"cannot read config {path}: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
