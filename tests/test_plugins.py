@@ -167,3 +167,31 @@ def test_entry_point_plugins_load_and_loram_load_plugins_restricts(installed_ent
     assert "hello" not in _plugins_subprocess(installed_entry_point, LORAM_LOAD_PLUGINS="")
     assert "hello" in _plugins_subprocess(installed_entry_point, LORAM_LOAD_PLUGINS="hello")
     assert "hello" not in _plugins_subprocess(installed_entry_point, LORAM_LOAD_PLUGINS="other")
+
+
+def test_example_one_file_pruner_plans_a_valid_plan():
+    import importlib.util
+    from pathlib import Path
+
+    from loram_core.arch import adapter_for
+    from loram_core.configs import build_config
+    from loram_core.plan import ModelFingerprint
+    from loram_core.plan.validate import validate_plan
+    from loram_core.structured import PruneContext
+    from loram_core.testing.tiny import tiny_llama
+
+    path = Path(__file__).parent.parent / "examples" / "keep_first_pruner.py"
+    spec = importlib.util.spec_from_file_location("keep_first_pruner", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    plugins.load_plugins()
+    plugins.pm.register(module, name="keep_first_pruner")
+    try:
+        pruner = registry.get("pruner", "keep-first")
+        model = tiny_llama()
+        ctx = PruneContext(model.config, adapter_for(model.config), ModelFingerprint.from_config(model.config))
+        plan = pruner.plan(model, build_config(pruner.config_cls, {"ratio": 0.5}, owner="keep-first"), ctx)
+        validate_plan(plan, model.config)
+        assert plan.entries["model.layers.4.self_attn.k_proj"].keep_out.tolist() == list(range(16))
+    finally:
+        plugins.pm.unregister(name="keep_first_pruner")

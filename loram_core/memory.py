@@ -1,0 +1,39 @@
+"""Resident-memory probes from /proc (Linux). Peak memory is measured, never computed (design §5).
+
+``tracemalloc`` does not see tensor storage and torch has no CPU peak counter, so the kernel's VmHWM
+(high-water mark of the resident set) is the measure; writing "5" to /proc/self/clear_refs resets it.
+Every probe returns None (or False) where /proc is unavailable instead of a made-up number.
+"""
+
+from __future__ import annotations
+
+
+def _status_kb(key: str) -> int | None:
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])  # "VmRSS:   123456 kB"
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Reset VmHWM to the current RSS; True when the kernel accepted it."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def current_rss_mb() -> float | None:
+    kb = _status_kb("VmRSS")
+    return None if kb is None else kb / 1024.0
+
+
+def peak_rss_mb() -> float | None:
+    kb = _status_kb("VmHWM")
+    return None if kb is None else kb / 1024.0

@@ -1,0 +1,277 @@
+"""The LoRA training loop: accelerate-driven, deterministic per step, resumable from checkpoints."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+
+from loram_core import memory
+from loram_core.atomic import atomic_dir, write_json
+from loram_core.errors import LoramError
+from loram_core.train.config import TrainConfig
+from loram_core.train.lora import attach_lora, trainable_parameters
+
+KEEP_CHECKPOINTS = 2
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+@attrs.frozen(kw_only=True)
+class TrainResult:
+    steps: int
+    tokens: int  # all steps of the run, resumed ones included
+    tokens_per_s: float  # tokens trained by this call / wall time of its loop (0.0 when nothing was left)
+    loss_first: float
+    loss_last: float
+    losses: tuple[float, ...] = attrs.field(converter=tuple)
+    train_peak_rss_mb: float | None
+    resumed_from: int | None
+
+    def report(self) -> dict[str, Any]:
+        """The ``train`` block of the run report (design §5)."""
+        keys = ("steps", "tokens", "tokens_per_s", "loss_first", "loss_last")
+        return {k: getattr(self, k) for k in keys}
+
+
+def _mix(*values: int) -> int:
+    # A hash, not arithmetic, so (seed, step) pairs never collide and stay inside the generator's range.
+    digest = hashlib.blake2b(repr(values).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
+
+
+def step_rows(tokens: torch.Tensor, step: int, cfg: TrainConfig) -> torch.Tensor:
+    """The global rows of ``step``: ``grad_accum * batch_size`` random windows of ``seq_len`` tokens.
+
+    Depends only on (seed, step), so a resumed run draws exactly the batches an uninterrupted one would.
+    """
+    gen = torch.Generator().manual_seed(_mix(cfg.seed, step))
+    starts = torch.randint(0, tokens.numel() - cfg.seq_len + 1, (cfg.grad_accum * cfg.batch_size,), generator=gen)
+    return tokens[starts[:, None] + torch.arange(cfg.seq_len)]
+
+
+def _check_tokens(model: torch.nn.Module, train_tokens: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    if not isinstance(train_tokens, torch.Tensor) or train_tokens.dim() != 1:
+        raise LoramError("train_tokens must be a 1-D tensor of token ids")
+    tokens = train_tokens.detach().to("cpu", torch.long).contiguous()
+    if tokens.numel() < cfg.seq_len:
+        raise LoramError(f"training data has {tokens.numel()} tokens, fewer than seq_len={cfg.seq_len}")
+    vocab = model.get_input_embeddings().num_embeddings
+    if int(tokens.min()) < 0 or int(tokens.max()) >= vocab:
+        raise LoramError(f"training data holds token ids outside the model's vocabulary (size {vocab})")
+    return tokens
+
+
+def _fingerprint(cfg: TrainConfig, model: torch.nn.Module, tokens: torch.Tensor) -> str:
+    """What must match for a checkpoint to be resumed: config (minus checkpoint cadence), adapter shapes,
+    base config and the training tokens. Frozen base weights are not hashed (too costly at 7B)."""
+    h = hashlib.sha256()
+    settings = cfg.to_dict()
+    settings.pop("checkpoint_every")
+    h.update(json.dumps(settings, sort_keys=True).encode())
+    base_config = getattr(model, "config", None)
+    if base_config is not None:
+        h.update(base_config.to_json_string(use_diff=False).encode())
+    for name, p in trainable_parameters(model):
+        h.update(f"{name}:{tuple(p.shape)}:{p.dtype};".encode())
+    h.update(tokens.numpy().tobytes())
+    return h.hexdigest()
+
+
+def _checkpoints(checkpoint_dir: Path) -> list[tuple[int, Path, str | None]]:
+    """(step, folder, fingerprint or None when unreadable), oldest first."""
+    found = []
+    if checkpoint_dir.is_dir():
+        for path in checkpoint_dir.iterdir():
+            m = _STEP_DIR.match(path.name)
+            if not m or not path.is_dir():
+                continue
+            try:
+                fp = json.loads((path / "state.json").read_text())["fingerprint"]
+            except (OSError, ValueError, KeyError, TypeError):
+                fp = None
+            found.append((int(m.group(1)), path, fp))
+    return sorted(found)
+
+
+def _save_checkpoint(
+    checkpoint_dir: Path, step: int, model, optimizer, scheduler, losses: list[float], cfg: TrainConfig, fp: str
+) -> None:
+    with atomic_dir(checkpoint_dir / f"step-{step}") as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        state = {"step": step, "losses": losses, "config": cfg.to_dict(), "fingerprint": fp}
+        write_json(tmp / "state.json", state)
+    # Keep the newest matching ones; checkpoints of another config are stale for this run dir.
+    found = _checkpoints(checkpoint_dir)
+    mine = [c for c in found if c[2] == fp]
+    stale = [c for c in found if c[2] != fp]
+    for _, path, _ in mine[:-KEEP_CHECKPOINTS] + stale:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _load_checkpoint(path: Path, model, optimizer, scheduler) -> tuple[int, list[float]]:
+    import peft
+    from safetensors.torch import load_file
+
+    state = json.loads((path / "state.json").read_text())
+    weights = load_file(path / "adapter_model.safetensors")
+    result = peft.set_peft_model_state_dict(model, weights)
+    lora_missing = [k for k in result.missing_keys if "lora_" in k]
+    if result.unexpected_keys or lora_missing:
+        example = (result.unexpected_keys or lora_missing)[0]
+        raise LoramError(f"checkpoint {path} does not fit the model (e.g. {example})")
+    # weights_only: a checkpoint folder is data, never code
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True))
+    scheduler.load_state_dict(torch.load(path / "scheduler.pt", map_location="cpu", weights_only=True))
+    return int(state["step"]), [float(x) for x in state["losses"]]
+
+
+def _progress_bar(enabled: bool):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]train[/] step"),
+        MofNCompleteColumn(),
+        BarColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TextColumn("{task.fields[tps]} tok/s"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),  # stdout stays clean for --json output
+        disable=not enabled,
+    )
+
+
+def train_lora(
+    model: torch.nn.Module,
+    train_tokens: torch.Tensor,
+    cfg: TrainConfig,
+    *,
+    adapter_dir: Path,
+    checkpoint_dir: Path | None = None,
+    base_model_name_or_path: str | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train LoRA on ``model`` (a ``PeftModel``, or a plain model that gets ``attach_lora(model, cfg)``
+    in place) over random windows of ``train_tokens``; write the PEFT adapter to ``adapter_dir``.
+
+    Resumes from the newest checkpoint in ``checkpoint_dir`` made with the same config and data.
+    The model is left in the train/eval mode it came in.
+    """
+    import peft
+    from accelerate import Accelerator
+    from transformers import get_scheduler
+
+    tokens = _check_tokens(model, train_tokens, cfg)
+    if not isinstance(model, peft.PeftModel):
+        model = attach_lora(model, cfg)
+    accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(),
+        gradient_accumulation_steps=cfg.grad_accum,
+        # accelerate would step the schedule once per process per update; our steps are global
+        step_scheduler_with_optimizer=False,
+    )
+    world, rank = accelerator.num_processes, accelerator.process_index
+    if cfg.batch_size % world:
+        raise LoramError(f"batch_size={cfg.batch_size} must be a multiple of the process count ({world})")
+    params = [p for _, p in trainable_parameters(model)]
+    if not params:
+        raise LoramError("the model has no trainable parameters")
+    fingerprint = _fingerprint(cfg, model, tokens)
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    schedule = "constant_with_warmup" if cfg.schedule == "constant" else cfg.schedule
+    scheduler = get_scheduler(
+        schedule, optimizer, num_warmup_steps=cfg.warmup_steps, num_training_steps=cfg.steps
+    )
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    unwrapped = accelerator.unwrap_model(model)
+
+    start, losses, resumed_from = 0, [], None
+    if checkpoint_dir is not None:
+        checkpoint_dir = Path(checkpoint_dir)
+        usable = [c for c in _checkpoints(checkpoint_dir) if c[2] == fingerprint and c[0] <= cfg.steps]
+        if usable:
+            start, losses = _load_checkpoint(usable[-1][1], unwrapped, optimizer, scheduler)
+            resumed_from = start
+
+    was_training = model.training
+    model.train()  # LoRA dropout on
+    tokens_per_step = cfg.grad_accum * cfg.batch_size * cfg.seq_len
+    show = progress and accelerator.is_main_process
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    accelerator.wait_for_everyone()
+    peak_reset = memory.reset_peak_rss()
+    rss_start = memory.current_rss_mb()
+    t0 = time.perf_counter()
+    try:
+        with torch.random.fork_rng(devices=devices), _progress_bar(show) as bar:
+            task = bar.add_task("train", total=cfg.steps, completed=start, loss="-", tps="-")
+            for step in range(start, cfg.steps):
+                # Dropout masks from (seed, step, rank): identical whether or not the run was resumed.
+                torch.manual_seed(_mix(cfg.seed, step, rank, 1))
+                rows = step_rows(tokens, step, cfg)
+                step_loss = 0.0
+                for micro in range(cfg.grad_accum):
+                    batch = rows[micro * cfg.batch_size : (micro + 1) * cfg.batch_size][rank::world]
+                    batch = batch.to(accelerator.device)
+                    with accelerator.accumulate(model):
+                        loss = model(input_ids=batch, labels=batch, use_cache=False).loss
+                        accelerator.backward(loss)
+                        if accelerator.sync_gradients:
+                            if cfg.max_grad_norm > 0:
+                                accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
+                            optimizer.step()
+                            scheduler.step()
+                            optimizer.zero_grad(set_to_none=True)
+                    step_loss += accelerator.reduce(loss.detach(), "mean").item() / cfg.grad_accum
+                losses.append(step_loss)
+                done = step + 1
+                elapsed = time.perf_counter() - t0
+                tps = (done - start) * tokens_per_step / elapsed if elapsed > 0 else 0.0
+                bar.update(task, completed=done, loss=f"{step_loss:.4f}", tps=f"{tps:,.0f}")
+                if checkpoint_dir is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
+                    if accelerator.is_main_process:
+                        _save_checkpoint(
+                            checkpoint_dir, done, unwrapped, optimizer, scheduler, losses, cfg, fingerprint
+                        )
+                    accelerator.wait_for_everyone()
+        elapsed = time.perf_counter() - t0
+        peak = memory.peak_rss_mb()
+    finally:
+        model.train(was_training)
+
+    train_peak = None
+    if peak_reset and peak is not None and rss_start is not None:
+        train_peak = max(0.0, peak - rss_start)
+    trained = (cfg.steps - start) * tokens_per_step
+    if accelerator.is_main_process:
+        _save_adapter(unwrapped, Path(adapter_dir), base_model_name_or_path)
+    accelerator.wait_for_everyone()
+    return TrainResult(
+        steps=cfg.steps,
+        tokens=cfg.steps * tokens_per_step,
+        tokens_per_s=trained / elapsed if trained and elapsed > 0 else 0.0,
+        loss_first=losses[0],
+        loss_last=losses[-1],
+        losses=losses,
+        train_peak_rss_mb=train_peak,
+        resumed_from=resumed_from,
+    )
+
+
+def _save_adapter(model, adapter_dir: Path, base_model_name_or_path: str | None) -> None:
+    with atomic_dir(adapter_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        if base_model_name_or_path is not None:
+            cfg_path = tmp / "adapter_config.json"
+            config = json.loads(cfg_path.read_text())
+            config["base_model_name_or_path"] = base_model_name_or_path
+            write_json(cfg_path, config)
