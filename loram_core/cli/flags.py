@@ -38,7 +38,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     t.add_argument("--checkpoint-every", type=int, default=S)
     t.add_argument("--target-modules", default=S, help="comma-separated LoRA targets")
     t.add_argument("--seed", type=int, default=S)
-    t.add_argument("--eval-tokens", type=int, default=S, help="test tokens for perplexity (default 16384)")
+    t.add_argument("--eval-tokens", type=int, default=S, help="test tokens for perplexity (default 8192)")
     t.add_argument("--eval-seq-len", type=int, default=S, help="perplexity window (default 512)")
     t.add_argument("--calibration-samples", type=int, default=S)
     t.add_argument("--no-merge", dest="merge", action="store_false", default=S, help="skip writing merged/")

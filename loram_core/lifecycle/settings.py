@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from loram_core.configs import parse_layers, ratio_in_unit_interval
+from loram_core.configs import build_config, parse_layers, ratio_in_unit_interval
 from loram_core.errors import LoramError
 
 
@@ -31,7 +31,7 @@ class RunSettings:
     steps: int = attrs.field(default=100, validator=_positive)
     batch_size: int = attrs.field(default=4, validator=_positive)
     seq_len: int = attrs.field(default=128, validator=_positive)
-    lr: float = 2e-4
+    lr: float = 5e-4
     rank: int = attrs.field(default=8, validator=_positive)
     alpha: int = attrs.field(default=16, validator=_positive)
     dropout: float = 0.05
@@ -42,7 +42,7 @@ class RunSettings:
         default=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"), converter=tuple
     )
     seed: int = 0
-    eval_tokens: int = attrs.field(default=16384, validator=_positive)
+    eval_tokens: int = attrs.field(default=8192, validator=_positive)
     eval_seq_len: int = attrs.field(default=512, validator=_positive)
     calibration_samples: int = attrs.field(default=16, validator=_positive)
     merge: bool = True
@@ -75,13 +75,7 @@ FIELDS = {f.name for f in attrs.fields(RunSettings)}
 
 def make_settings(values: dict[str, Any], *, source: str = "settings") -> RunSettings:
     """Build settings from a flat dict; unknown keys and bad values name themselves."""
-    unknown = sorted(set(values) - FIELDS)
-    if unknown:
-        raise LoramError(f"{source}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(FIELDS))})")
-    try:
-        return RunSettings(**values)
-    except (TypeError, ValueError) as exc:
-        raise LoramError(f"{source}: {exc}") from None
+    return build_config(RunSettings, values, owner=source)
 
 
 def load_recipe(path: str | Path) -> dict[str, Any]:
