@@ -22,7 +22,9 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--layers", default=S, metavar="START:END", help="decoder layers to prune (default: first 4 and last 2 dense)")
     g.add_argument("--pruner-opt", action="append", default=S, metavar="KEY=VALUE", dest="pruner_options", help="pruner config option (repeatable)")
     g.add_argument("--quantizer", default=S, help="quantizer plugin for the pruned model (QLoRAM)")
+    g.add_argument("--quantizer-opt", action="append", default=S, metavar="KEY=VALUE", dest="quantizer_options")
     g.add_argument("--aligner", default=S, help="aligner plugin (continual pre-training of the pruned model)")
+    g.add_argument("--aligner-opt", action="append", default=S, metavar="KEY=VALUE", dest="aligner_options")
     g.add_argument("--recoverer", default=S, help="recovery fill method (default zero)")
     g.add_argument("--trust-remote-code", action="store_true", default=S, help="allow model code from the hub (off by default)")
     t = p.add_argument_group("training and evaluation")
@@ -53,16 +55,21 @@ def _option_value(text: str) -> Any:
     return {"true": True, "false": False}.get(text.lower(), text)
 
 
+def _parse_options(items: list[str], flag: str) -> dict[str, Any]:
+    opts = {}
+    for item in items:
+        if "=" not in item:
+            raise LoramError(f"{flag} expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        opts[k.strip()] = _option_value(v.strip())
+    return opts
+
+
 def flag_values(args: argparse.Namespace) -> dict[str, Any]:
     values = {k: v for k, v in vars(args).items() if k in FIELDS}
-    if "pruner_options" in values:
-        opts = {}
-        for item in values["pruner_options"]:
-            if "=" not in item:
-                raise LoramError(f"--pruner-opt expects KEY=VALUE, got {item!r}")
-            k, v = item.split("=", 1)
-            opts[k.strip()] = _option_value(v.strip())
-        values["pruner_options"] = opts
+    for key in ("pruner_options", "quantizer_options", "aligner_options"):
+        if key in values:
+            values[key] = _parse_options(values[key], "--" + key.replace("_options", "-opt"))
     if "target_modules" in values:
         values["target_modules"] = tuple(m.strip() for m in values["target_modules"].split(",") if m.strip())
     return values

@@ -40,6 +40,7 @@ def _check_schema(run: RunDir) -> None:
 
 
 def do_stages(run_dir: Path, args, stages: tuple[str, ...], *, inherit: bool) -> int:
+    from loram_core.lifecycle.align import run_align
     from loram_core.lifecycle.evaluate import run_eval
     from loram_core.lifecycle.merge import run_merge
     from loram_core.lifecycle.prune import run_prune
@@ -65,7 +66,7 @@ def do_stages(run_dir: Path, args, stages: tuple[str, ...], *, inherit: bool) ->
     steps = {"prune": lambda: run_prune(run, res), "train": lambda: run_train(run, res),
              "recover": lambda: run_recover(run, res), "eval": lambda: run_eval(run, res),
              "merge": lambda: run_merge(run, res) if settings.merge else None,
-             "align": lambda: _align(run, res, settings)}
+             "align": lambda: run_align(run, res)}
     for stage in stages:
         if stage == "align" and not settings.aligner:
             continue
@@ -78,12 +79,6 @@ def do_stages(run_dir: Path, args, stages: tuple[str, ...], *, inherit: bool) ->
     else:
         print_report(report)
     return 0
-
-
-def _align(run, res, settings):
-    """Run the named aligner plugin on the pruned weights (the contract is the aligner's ``align``)."""
-    aligner = registry.get("aligner", settings.aligner)
-    return aligner.align(run, res)
 
 
 def cmd_run(args) -> int:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import gc
 
-from loram_core import registry
-from loram_core.configs import build_config
 from loram_core.lifecycle.prune import load_pruned_model
+from loram_core.lifecycle.quantize import quantize_pruned
 from loram_core.lifecycle.resources import Resources
 from loram_core.lifecycle.rundir import RunDir, stage_key
 
@@ -19,7 +18,7 @@ def run_eval(run: RunDir, res: Resources) -> dict:
     from loram_core.evaluate import perplexity
 
     s = res.settings
-    upstream = [(run.record(st) or {}).get("key") for st in ("prune", "train", "recover")]
+    upstream = [(run.record(st) or {}).get("key") for st in ("prune", "align", "train", "recover")]
     key = stage_key("eval", upstream, s.data, s.eval_tokens, s.eval_seq_len, res.model_path)
     done = run.done("eval", key)
     if done:
@@ -32,9 +31,7 @@ def run_eval(run: RunDir, res: Resources) -> dict:
     rows: dict[str, float] = {}
     if (run.pruned / "model.safetensors").is_file():
         pruned, _ = load_pruned_model(run, res)
-        if s.quantizer:  # evaluate the small model as it was trained: quantized
-            quantizer = registry.get("quantizer", s.quantizer)
-            pruned = quantizer.quantize(pruned, build_config(quantizer.config_cls, {}, owner=quantizer.name))
+        pruned, _ = quantize_pruned(pruned, s)  # evaluate the small model as it was trained
         rows["pruned"] = ppl(pruned, "ppl pruned")
         if (run.adapter_pruned / WEIGHTS).is_file():
             rows["pruned_lora"] = ppl(PeftModel.from_pretrained(pruned, str(run.adapter_pruned)), "ppl pruned+lora")

@@ -26,7 +26,9 @@ class RunSettings:
     layers: tuple[int, int] | None = attrs.field(default=None, converter=parse_layers)
     pruner_options: dict = attrs.field(factory=dict)
     quantizer: str | None = None
+    quantizer_options: dict = attrs.field(factory=dict)
     aligner: str | None = None
+    aligner_options: dict = attrs.field(factory=dict)
     recoverer: str = "zero"
     steps: int = attrs.field(default=100, validator=_positive)
     batch_size: int = attrs.field(default=4, validator=_positive)
@@ -79,7 +81,8 @@ def make_settings(values: dict[str, Any], *, source: str = "settings") -> RunSet
 
 
 def load_recipe(path: str | Path) -> dict[str, Any]:
-    """A TOML recipe: the run's keys at top level or under [run]; pruner options under [pruner_options]."""
+    """A TOML recipe: the run's keys at top level or under [run]; plugin options under [pruner_options],
+    [quantizer_options] and [aligner_options]."""
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10

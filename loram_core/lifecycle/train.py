@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from loram_core import registry
-from loram_core.configs import build_config
 from loram_core.lifecycle.prune import load_pruned_model
+from loram_core.lifecycle.quantize import quantize_pruned
 from loram_core.lifecycle.resources import Resources
 from loram_core.lifecycle.rundir import RunDir, stage_key
 from loram_core.plan.fingerprint import count_parameters, param_bytes
@@ -13,7 +12,8 @@ from loram_core.plan.fingerprint import count_parameters, param_bytes
 def train_key(run: RunDir, settings) -> str:
     prune = run.record("prune") or {}
     align = run.record("align") or {}
-    return stage_key("train", prune.get("key"), align.get("key"), settings.data, settings.quantizer, settings.train_config().to_dict())
+    return stage_key("train", prune.get("key"), align.get("key"), settings.data, settings.quantizer, settings.quantizer_options,
+                     settings.train_config().to_dict())
 
 
 def run_train(run: RunDir, res: Resources) -> dict:
@@ -25,12 +25,7 @@ def run_train(run: RunDir, res: Resources) -> dict:
     if done:
         return done
     model, _plan = load_pruned_model(run, res)
-    quantized = None
-    if s.quantizer:
-        quantizer = registry.get("quantizer", s.quantizer)
-        qcfg = build_config(quantizer.config_cls, {}, owner=f"quantizer '{quantizer.name}'")
-        model = quantizer.quantize(model, qcfg)
-        quantized = {"name": quantizer.name, "bits": getattr(qcfg, "bits", getattr(quantizer, "bits", None))}
+    model, quantized = quantize_pruned(model, s)
     base_bytes = param_bytes(model)
     result = train_lora(
         model,

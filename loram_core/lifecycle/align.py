@@ -1,0 +1,53 @@
+"""Stage align (optional): an aligner plugin trains the pruned model; the core saves the aligned weights.
+
+Contract: ``aligner.align(model, config, context) -> dict`` where ``model`` is the materialized pruned model
+(trained in place), ``config`` is built from ``settings.aligner_options`` and ``context`` is an
+``AlignContext``. The returned dict may carry ``dataset``, ``steps``, ``ppl_before`` and ``ppl_after``
+for the report's ``align`` block.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+from safetensors.torch import save_file
+
+from loram_core import registry
+from loram_core.atomic import atomic_dir, write_json
+from loram_core.configs import build_config
+from loram_core.lifecycle.prune import PRUNED_META, PRUNED_WEIGHTS, load_pruned_model
+from loram_core.lifecycle.resources import Resources
+from loram_core.lifecycle.rundir import RunDir, stage_key
+from loram_core.plan.apply import pruned_state_dict
+
+
+@attrs.frozen
+class AlignContext:
+    tokenizer: Any
+    original_config: Any
+    plan: Any
+    seed: int
+    progress: bool
+    work_dir: Any  # RUN_DIR/checkpoints/align: for the aligner's own checkpoints
+
+
+def run_align(run: RunDir, res: Resources) -> dict:
+    s = res.settings
+    key = stage_key("align", (run.record("prune") or {}).get("key"), s.aligner, s.aligner_options, s.seed)
+    done = run.done("align", key, run.pruned / PRUNED_WEIGHTS)
+    if done:
+        return done
+    aligner = registry.get("aligner", s.aligner)
+    config = build_config(aligner.config_cls, dict(s.aligner_options), owner=f"aligner '{aligner.name}'")
+    model, plan = load_pruned_model(run, res)
+    context = AlignContext(res.tokenizer, res.config, plan, s.seed, res.progress, run.checkpoints / "align")
+    result = dict(aligner.align(model, config, context) or {})
+    meta = json.loads((run.pruned / PRUNED_META).read_text())
+    with atomic_dir(run.pruned) as tmp:  # same layout as prune wrote, weights replaced by the aligned ones
+        save_file(pruned_state_dict(model), tmp / PRUNED_WEIGHTS, metadata={"format": "pt"})
+        res.config.save_pretrained(tmp)
+        res.tokenizer.save_pretrained(tmp)
+        write_json(tmp / PRUNED_META, {**meta, "aligned_by": {"aligner": aligner.name, "key": key}})
+    return run.finish("align", key, {"aligner": aligner.name, **result})
