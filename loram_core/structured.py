@@ -60,7 +60,10 @@ def structured_plan(
     """Remove ``group.removed(ratio)`` lowest-scoring units of every enabled group in the layer range."""
     slices: dict[str, dict[str, torch.Tensor]] = {}
     shapes: dict[str, tuple[int, int]] = {}
-    for layer in layer_range(cfg, ctx):
+    layers = layer_range(cfg, ctx)
+    # Record the resolved range: "default" means different layers for different models.
+    pruner = attrs.evolve(pruner, params={**pruner.params, "layers": [layers.start, layers.stop]})
+    for layer in layers:
         for group in ctx.arch.groups(ctx.model_config, layer):
             if not getattr(cfg, group.kind, True):
                 continue
