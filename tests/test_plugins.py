@@ -69,6 +69,9 @@ def test_plugin_registered_in_a_test_is_listed_chosen_and_gone_after(keep_first,
     assert row["provides"] == ["pruner:keep-first", "pruner:kf"]
     assert row["kind"] == "runtime" and row["hooks"] == ["register_pruners"]
     assert registry.get("pruner", "kf").name == "keep-first"
+    assert main(["plugins"]) == 0
+    table = capsys.readouterr().out
+    assert "keep-first" in table and "KeepFirstPlugin" in table and "magnitude" in table
     assert registry.collect("pruner")["keep-first"].version == "9.9"
 
     from loram_core.testing.tiny import save_tiny_model

@@ -32,11 +32,15 @@ def cmd_plugins(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
+    # The table lists what a user can name on the command line; --json keeps one row per plugin.
     table = Table(title="loram plugins")
-    for col in ("plugin", "version", "kind", "provides", "hooks"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(r["name"], r["version"], r["kind"], "\n".join(r["provides"]), "\n".join(r["hooks"]))
+    for col in ("kind", "name", "version", "plugin", "description"):
+        table.add_column(col, overflow="fold")  # fold, never cut: names are what the user types
+    for kind in registry.KINDS:
+        for name, item in sorted(registry.collect(kind).items()):
+            plugin = item.plugin.removeprefix("loram_core.builtin.")
+            plugin = f"builtin ({plugin})" if plugin != item.plugin else plugin
+            table.add_row(kind, name, item.version, plugin, getattr(item.obj, "description", ""))
     Console().print(table)
     return 0
 

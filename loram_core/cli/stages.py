@@ -63,15 +63,13 @@ def do_stages(run_dir: Path, args, stages: tuple[str, ...], *, inherit: bool) ->
     res.preflight(needs_data=any(s in stages for s in ("prune", "align", "train", "eval")))
     run.root.mkdir(parents=True, exist_ok=True)
     run.write_run_json(settings, plugins)
-    steps = {"prune": lambda: run_prune(run, res), "train": lambda: run_train(run, res),
-             "recover": lambda: run_recover(run, res), "eval": lambda: run_eval(run, res),
-             "merge": lambda: run_merge(run, res) if settings.merge else None,
-             "align": lambda: run_align(run, res)}
+    run_stage = {"prune": run_prune, "align": run_align, "train": run_train, "recover": run_recover,
+                 "merge": run_merge, "eval": run_eval}
     for stage in stages:
-        if stage == "align" and not settings.aligner:
+        if (stage == "align" and not settings.aligner) or (stage == "merge" and not settings.merge):
             continue
         err.log(f"[bold]stage {stage}[/bold]")
-        steps[stage]()
+        run_stage[stage](run, res)
     report = build_report(run, settings, res.model_path)
     write_report(run, report)
     if args.json:
