@@ -67,6 +67,3 @@ def get(kind: str, name: str) -> Any:
         raise UnknownPluginError(kind, name, list(found))
     return found[name].obj
 
-
-def names(kind: str) -> list[str]:
-    return sorted(collect(kind))

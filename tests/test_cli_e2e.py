@@ -122,3 +122,14 @@ def test_recipe_with_unknown_key_is_refused(tmp_path, capsys):
     recipe.write_text('pruner = "random"\nraito = 0.3\n')
     assert main(["run", "--recipe", str(recipe), "--out", str(tmp_path / "run")]) == 2
     assert "unknown key(s) raito" in capsys.readouterr().err
+
+
+def test_bad_input_on_an_existing_run_leaves_its_artifacts_whole(run_dir, inputs, capsys):
+    model, data = inputs
+    files = sorted(p for p in run_dir.rglob("*") if p.is_file())
+    before = {p: p.read_bytes() for p in files}
+    for bad in (["--ratio", "1.5"], ["--pruner", "nope"], ["--recoverer", "zeros"]):
+        assert main(["run", "--model", str(model), "--data", str(data), "--out", str(run_dir), *bad, *FAST]) == 2
+    assert "did you mean 'zero'" in capsys.readouterr().err
+    assert sorted(p for p in run_dir.rglob("*") if p.is_file()) == files
+    assert all(p.read_bytes() == data_ for p, data_ in before.items())

@@ -96,3 +96,52 @@ def test_unknown_aligner_names_installed_ones(inputs, tmp_path, capsys):  # noqa
     model, data = inputs
     assert main(["run", "--model", str(model), "--data", str(data), "--aligner", "cpt", "--out", str(tmp_path / "r")]) == 2
     assert "unknown aligner 'cpt' (installed: none)" in capsys.readouterr().err
+
+
+@attrs.frozen
+class NoOptions:
+    pass
+
+
+@attrs.frozen
+class TwoFourPruner:
+    """2:4 masks by magnitude on two modules: the mask path of the lifecycle (shapes stay, identity recovery)."""
+
+    name: str = "two-four"
+    config_cls: type = NoOptions
+
+    def plan(self, model, config, context):
+        from loram_core.plan import MaskEntry, PrunePlan, PrunerInfo
+
+        entries = {}
+        for module in ("model.layers.1.self_attn.q_proj", "model.layers.2.mlp.down_proj"):
+            w = model.get_submodule(module).weight.detach().abs().view(-1, 4)
+            keep = w.argsort(-1, descending=True).argsort(-1) < 2
+            entries[module] = MaskEntry(mask=keep.view(model.get_submodule(module).weight.shape), pattern="2:4")
+        return PrunePlan(base=context.fingerprint, pruner=PrunerInfo(self.name, "0"), pattern="2:4", entries=entries)
+
+
+class MaskPlugin:
+    @hookimpl
+    def register_pruners(self, register):
+        register(TwoFourPruner())
+
+
+def test_mask_plan_runs_end_to_end_with_identity_recovery(inputs, tmp_path):  # noqa: F811
+    model, data = inputs
+    out = tmp_path / "run"
+    plugins.load_plugins()
+    plugins.pm.register(MaskPlugin(), name="MaskPlugin")
+    try:
+        assert main(["run", "--model", str(model), "--data", str(data), "--pruner", "two-four", "--out", str(out),
+                     "--json", *FAST]) == 0
+    finally:
+        plugins.pm.unregister(name="MaskPlugin")
+    report = json.loads((out / "report.json").read_text())
+    assert report["pruner"]["pattern"] == "2:4"
+    zeros = (64 * 64 + 64 * 96) // 2  # half of q_proj (64x64) and down_proj (64x96)
+    assert report["params"]["pruned"] == report["params"]["original"] - zeros
+    pruned = load_file(out / "pruned" / "model.safetensors")["model.layers.1.self_attn.q_proj.weight"]
+    assert pruned.shape == (64, 64) and int((pruned == 0).sum()) >= 64 * 64 // 2
+    small, large = (load_file(out / d / "adapter_model.safetensors") for d in ("adapter-pruned", "adapter"))
+    assert small.keys() == large.keys() and all(torch.equal(small[k], large[k]) for k in small)

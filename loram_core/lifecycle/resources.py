@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-from pathlib import Path
-
 import torch
 
 from loram_core.lifecycle.settings import RunSettings
@@ -71,9 +69,3 @@ class Resources:
         s = self.settings
         return random_blocks(self.train_tokens, s.seq_len, s.calibration_samples, gen)
 
-
-def relative_or_abs(path: Path, root: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(Path(root).resolve()))
-    except ValueError:
-        return str(path)
