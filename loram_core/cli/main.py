@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import traceback
+import warnings
 
 from loram_core import __version__
 from loram_core.errors import LoramError
@@ -26,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # PEFT calls a transformers property that transformers 5 deprecates: noise for our users, not theirs to fix.
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
     debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(os.environ.get("LORAM_DEBUG"))
     try:
         parser = build_parser()
