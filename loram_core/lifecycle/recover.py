@@ -24,7 +24,8 @@ def run_recover(run: RunDir, res: Resources) -> dict:
     source = run.adapter_pruned / ADAPTER_WEIGHTS
     if not source.is_file():
         raise AdapterError(f"no trained adapter at {run.adapter_pruned}; run 'loram train {run.root}' first")
-    key = stage_key("recover", file_hash(source), (run.record("prune") or {}).get("key"), s.recoverer, s.seed)
+    source_hash = file_hash(source)
+    key = stage_key("recover", source_hash, (run.record("prune") or {}).get("key"), s.recoverer, s.seed)
     done = run.done("recover", key, run.adapter / ADAPTER_WEIGHTS)
     if done:
         return done
@@ -43,7 +44,7 @@ def run_recover(run: RunDir, res: Resources) -> dict:
         "pruner": {"name": plan.pruner.name, "version": plan.pruner.version, "params": dict(plan.pruner.params)},
         "pattern": plan.pattern,
         "recoverer": {"name": recoverer.name, "version": registry.collect("recoverer")[recoverer.name].version},
-        "source_adapter_sha256": file_hash(source),
+        "source_adapter_sha256": source_hash,
     }
     with atomic_dir(run.adapter) as tmp:
         save_file({k: v.contiguous() for k, v in recovered.items()}, tmp / ADAPTER_WEIGHTS, metadata={"format": "pt"})
