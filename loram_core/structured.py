@@ -18,14 +18,17 @@ from loram_core.plan import PrunePlan, PrunerInfo, SliceEntry
 
 @attrs.frozen
 class PruneContext:
-    """What a pruner may use besides the model: its config, family adapter, fingerprint and seed."""
+    """What a pruner may use besides the model: its config, family adapter, fingerprint, seed and data."""
 
     model_config: Any
     arch: Any
     fingerprint: Any
     seed: int = 0
-    calibration: Callable[[], Any] | None = None  # returns token batches; for data-driven pruners
+    # calibration(samples=None, seq_len=None, data=None) -> LongTensor [samples, seq_len]; data-driven pruners
+    calibration: Callable[..., Any] | None = None
     progress: bool = True
+    tokenizer: Any = None
+    model_path: str | None = None  # the original's local folder or hub id, for pruners that stream layers
 
 
 @attrs.frozen

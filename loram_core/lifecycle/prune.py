@@ -57,6 +57,8 @@ def run_prune(run: RunDir, res: Resources, console=None) -> dict:
         seed=s.seed,
         calibration=res.calibration,
         progress=res.progress,
+        tokenizer=res.tokenizer,
+        model_path=res.model_path,
     )
     plan = pruner.plan(model, cfg, context)
     validate_plan(plan, res.config)

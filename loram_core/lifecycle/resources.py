@@ -61,11 +61,21 @@ class Resources:
 
         return tokenize_documents(self.tokenizer, self.splits.test, max_tokens=self.settings.eval_tokens)
 
-    def calibration(self) -> torch.Tensor:
-        """Seeded [samples, seq_len] windows from the training split, for data-driven pruners."""
-        from loram_core.data import random_blocks
+    def calibration(self, samples: int | None = None, seq_len: int | None = None, data: str | None = None) -> torch.Tensor:
+        """Seeded ``[samples, seq_len]`` windows for data-driven pruners.
 
-        gen = torch.Generator().manual_seed(self.settings.seed)
+        Defaults: the run's ``calibration_samples`` and ``seq_len`` from the training split; ``data`` names
+        another dataset alias or file, whose training split is then used.
+        """
+        from loram_core.data import load_dataset, random_blocks, tokenize_documents
+
         s = self.settings
-        return random_blocks(self.train_tokens, s.seq_len, s.calibration_samples, gen)
-
+        samples = samples or s.calibration_samples
+        seq_len = seq_len or s.seq_len
+        if data is None or data == s.data:
+            tokens = self.train_tokens
+        else:
+            # Enough text for the windows, with room for them to land at different offsets.
+            tokens = tokenize_documents(self.tokenizer, load_dataset(data).train, max_tokens=max(samples * seq_len * 4, seq_len))
+        gen = torch.Generator().manual_seed(s.seed)
+        return random_blocks(tokens, seq_len, samples, gen)
