@@ -29,6 +29,7 @@ class PruneContext:
     progress: bool = True
     tokenizer: Any = None
     model_path: str | None = None  # the original's local folder or hub id, for pruners that stream layers
+    weights: Any = None  # a WeightStore: reconstructed weights for planned modules (e.g. SparseGPT's update)
 
 
 @attrs.frozen

@@ -12,15 +12,14 @@ import json
 from typing import Any
 
 import attrs
-from safetensors.torch import save_file
 
 from loram_core import registry
 from loram_core.atomic import atomic_dir, write_json
 from loram_core.configs import build_config
-from loram_core.lifecycle.prune import PRUNED_META, PRUNED_WEIGHTS, load_pruned_model
+from loram_core.lifecycle.prune import PRUNED_META, load_pruned_model
+from loram_core.lifecycle.pruned_weights import save_pruned_model_weights
 from loram_core.lifecycle.resources import Resources
 from loram_core.lifecycle.rundir import RunDir, stage_key
-from loram_core.plan.apply import pruned_state_dict
 
 
 @attrs.frozen
@@ -36,7 +35,7 @@ class AlignContext:
 def run_align(run: RunDir, res: Resources) -> dict:
     s = res.settings
     key = stage_key("align", (run.record("prune") or {}).get("key"), s.aligner, s.aligner_options, s.seed)
-    done = run.done("align", key, run.pruned / PRUNED_WEIGHTS)
+    done = run.done("align", key, run.pruned / PRUNED_META)
     if done:
         return done
     aligner = registry.get("aligner", s.aligner)
@@ -46,7 +45,7 @@ def run_align(run: RunDir, res: Resources) -> dict:
     result = dict(aligner.align(model, config, context) or {})
     meta = json.loads((run.pruned / PRUNED_META).read_text())
     with atomic_dir(run.pruned) as tmp:  # same layout as prune wrote, weights replaced by the aligned ones
-        save_file(pruned_state_dict(model), tmp / PRUNED_WEIGHTS, metadata={"format": "pt"})
+        save_pruned_model_weights(model, tmp)
         res.config.save_pretrained(tmp)
         res.tokenizer.save_pretrained(tmp)
         write_json(tmp / PRUNED_META, {**meta, "aligned_by": {"aligner": aligner.name, "key": key}})

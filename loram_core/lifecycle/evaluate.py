@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from loram_core.lifecycle.prune import load_pruned_model
+from loram_core.lifecycle.prune import PRUNED_META, load_pruned_model
 from loram_core.lifecycle.quantize import quantize_pruned
 from loram_core.lifecycle.resources import Resources
 from loram_core.lifecycle.rundir import RunDir, stage_key
@@ -29,7 +29,7 @@ def run_eval(run: RunDir, res: Resources) -> dict:
         return perplexity(model, tokens, seq_len=s.eval_seq_len, progress=res.progress).ppl
 
     rows: dict[str, float] = {}
-    if (run.pruned / "model.safetensors").is_file():
+    if (run.pruned / PRUNED_META).is_file():
         pruned, _ = load_pruned_model(run, res)
         pruned, _ = quantize_pruned(pruned, s)  # evaluate the small model as it was trained
         rows["pruned"] = ppl(pruned, "ppl pruned")

@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import attrs
-from safetensors.torch import load_file, save_file
 
 from loram_core import registry
 from loram_core.arch import adapter_for
 from loram_core.atomic import atomic_dir, write_json
+from loram_core.checkpoint import CheckpointReader
 from loram_core.configs import build_config
+from loram_core.lifecycle.pruned_weights import load_pruned_weights, save_pruned_model_weights, stream_pruned_weights
 from loram_core.lifecycle.resources import Resources
 from loram_core.lifecycle.rundir import RunDir, stage_key
 from loram_core.plan import ModelFingerprint
-from loram_core.plan.apply import apply_plan, materialize_pruned, pruned_state_dict
+from loram_core.plan.apply import apply_plan, empty_model, materialize_pruned
 from loram_core.plan.fingerprint import count_parameters, param_bytes
 from loram_core.plan.serialize import load_plan, plan_hash, save_plan
+from loram_core.plan.weight_store import WeightStore
 from loram_core.plan.validate import validate_plan
 from loram_core.structured import PruneContext
 
-PRUNED_WEIGHTS, PRUNED_META = "model.safetensors", "loram_pruned.json"
+PRUNED_META = "loram_pruned.json"  # written last into pruned/: its presence means the folder is whole
 
 
 def pruner_config(pruner, settings):
@@ -42,14 +45,23 @@ def prune_key(settings) -> str:
 def run_prune(run: RunDir, res: Resources, console=None) -> dict:
     s = res.settings
     key = prune_key(s)
-    done = run.done("prune", key, run.plan / "plan.json", run.pruned / PRUNED_WEIGHTS)
+    done = run.done("prune", key, run.plan / "plan.json", run.pruned / PRUNED_META)
     if done:
         return done
     pruner = registry.get("pruner", s.pruner)
     cfg = pruner_config(pruner, s)
-    model = res.original_model()
-    original_bytes = param_bytes(model)
+    # A streaming pruner gets the original on the meta device and loads what it needs layer by layer.
+    streaming = bool(getattr(pruner, "streaming", False))
     fingerprint = ModelFingerprint.from_config(res.config, name_or_path=s.model)
+    if streaming:
+        model = empty_model(res.config)
+        original_bytes = fingerprint.num_parameters * 4  # fp32, as the in-memory path loads it
+    else:
+        model = res.original_model()
+        original_bytes = param_bytes(model)
+    store_dir = run.root / ".prune-weights"
+    shutil.rmtree(store_dir, ignore_errors=True)  # leftovers of a killed run belong to no plan
+    store = WeightStore(store_dir)
     context = PruneContext(
         model_config=res.config,
         arch=adapter_for(res.config),
@@ -59,21 +71,29 @@ def run_prune(run: RunDir, res: Resources, console=None) -> dict:
         progress=res.progress,
         tokenizer=res.tokenizer,
         model_path=res.model_path,
+        weights=store,
     )
     plan = pruner.plan(model, cfg, context)
     validate_plan(plan, res.config)
     with atomic_dir(run.plan) as tmp:
         save_plan(plan, tmp)
-    apply_plan(model, plan)
-    pruned_params = count_parameters(model)
-    if not plan.structured:  # masks keep shapes: count the zeros as removed, as the paper's ▲ ratios do
-        pruned_params -= sum(plan.removed_parameters({m: e.shape for m, e in plan.entries.items()}).values())
     digest = plan_hash(plan)
     with atomic_dir(run.pruned) as tmp:
-        save_file(pruned_state_dict(model), tmp / PRUNED_WEIGHTS, metadata={"format": "pt"})
+        if streaming:
+            names = {n for n, _ in model.named_parameters()}
+            del model
+            pruned_params = stream_pruned_weights(CheckpointReader.open(res.model_path), plan, names, tmp, store)
+        else:
+            apply_plan(model, plan, store)
+            pruned_params = count_parameters(model)
+            save_pruned_model_weights(model, tmp)
+            del model
         res.config.save_pretrained(tmp)  # the ORIGINAL config: shapes come from config + plan
         res.tokenizer.save_pretrained(tmp)
         write_json(tmp / PRUNED_META, {"plan_hash": digest, "base": attrs.asdict(fingerprint), "plan": "../plan"})
+    shutil.rmtree(store_dir, ignore_errors=True)
+    if not plan.structured:  # masks keep shapes: count the zeros as removed, as the paper's ▲ ratios do
+        pruned_params -= sum(plan.removed_parameters({m: e.shape for m, e in plan.entries.items()}).values())
     return run.finish(
         "prune",
         key,
@@ -82,6 +102,7 @@ def run_prune(run: RunDir, res: Resources, console=None) -> dict:
             "pattern": plan.pattern,
             "plan_hash": digest,
             "modules": len(plan.entries),
+            "streamed": streaming,
             "params_original": fingerprint.num_parameters,
             "params_pruned": pruned_params,
             "param_bytes_original": original_bytes,
@@ -97,5 +118,5 @@ def load_pruned_model(run: RunDir, res: Resources):
         from loram_core.errors import PlanError
 
         raise PlanError(f"{run.pruned} was written for another plan than {run.plan}; re-run 'loram prune'")
-    state = load_file(run.pruned / PRUNED_WEIGHTS)
+    state = load_pruned_weights(run.pruned)
     return materialize_pruned(res.config, plan, state), plan

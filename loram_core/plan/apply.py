@@ -34,16 +34,42 @@ def _linear(model, module: str) -> nn.Linear:
     return layer
 
 
+def pruned_tensor(module: str, param: str, tensor: torch.Tensor, entry, replacement: torch.Tensor | None = None):
+    """One parameter of a planned module after the plan: ``param`` is "weight" or "bias".
+
+    ``replacement`` is a pruner's reconstructed weight (see plan/weight_store.py); the entry still applies.
+    """
+    if param == "weight":
+        if tuple(tensor.shape) != tuple(entry.shape):
+            raise PlanError(f"{module}: plan expects weight shape {tuple(entry.shape)}, model has {tuple(tensor.shape)}")
+        if replacement is not None:
+            if tuple(replacement.shape) != tuple(entry.shape):
+                raise PlanError(f"{module}: reconstructed weight has shape {tuple(replacement.shape)}, expected {tuple(entry.shape)}")
+            tensor = replacement.to(tensor.dtype)
+        if isinstance(entry, MaskEntry):
+            return tensor * entry.mask.to(tensor.device, tensor.dtype)
+        return _sliced(tensor, entry)
+    if isinstance(entry, SliceEntry):
+        return _sliced(tensor, entry, is_bias=True)
+    return tensor  # a mask entry leaves the bias as it is
+
+
 @torch.no_grad()
-def apply_plan(model, plan: PrunePlan):
-    """Slice entries replace the Linear by a smaller one; mask entries zero the masked weights."""
+def apply_plan(model, plan: PrunePlan, replacements=None):
+    """Slice entries replace the Linear by a smaller one; mask entries zero the masked weights.
+
+    ``replacements`` (a WeightStore or None) supplies reconstructed weights for some modules.
+    """
     for module, entry in plan.entries.items():
         linear = _linear(model, module)
         if tuple(linear.weight.shape) != tuple(entry.shape):
             raise PlanError(f"{module}: plan expects weight shape {tuple(entry.shape)}, model has {tuple(linear.weight.shape)}")
+        replacement = replacements.get(module) if replacements is not None else None
         if isinstance(entry, MaskEntry):
-            linear.weight.mul_(entry.mask.to(linear.weight.device, linear.weight.dtype))
+            linear.weight.copy_(pruned_tensor(module, "weight", linear.weight, entry, replacement))
             continue
+        if replacement is not None:
+            linear.weight.copy_(replacement)
         new = _linear_like(linear, entry.pruned_shape)
         new.weight.copy_(_sliced(linear.weight, entry))
         if linear.bias is not None:
@@ -52,13 +78,19 @@ def apply_plan(model, plan: PrunePlan):
     return model
 
 
-def pruned_skeleton(config, plan: PrunePlan, dtype=torch.float32):
-    """The model with pruned shapes, parameters on the meta device (buffers such as RoPE stay real)."""
+def empty_model(config, dtype=torch.float32):
+    """The original model with parameters on the meta device; buffers such as RoPE stay real, so a layer
+    whose parameters are loaded (CheckpointReader.load_module) can run."""
     from accelerate import init_empty_weights
     from transformers import AutoModelForCausalLM
 
     with init_empty_weights(include_buffers=False):
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+        return AutoModelForCausalLM.from_config(config, dtype=dtype)
+
+
+def pruned_skeleton(config, plan: PrunePlan, dtype=torch.float32):
+    """The model with pruned shapes, parameters on the meta device (buffers such as RoPE stay real)."""
+    model = empty_model(config, dtype)
     for module, entry in plan.entries.items():
         if isinstance(entry, SliceEntry):
             linear = _linear(model, module)

@@ -1,0 +1,139 @@
+"""Tensor-at-a-time access to safetensors checkpoints, so pruning never needs the whole model in memory.
+
+``CheckpointReader`` reads single tensors or one module's parameters from the original's safetensors
+files (one file or HF shards with an index). Files are opened per read and closed again: safetensors maps
+the file, and a handle kept open would leave every page ever touched in the process's resident set.
+``ShardWriter`` writes tensors into HF-style shards as they come, keeping at most one shard in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from loram_core.errors import LoramError
+
+INDEX = "model.safetensors.index.json"
+SINGLE = "model.safetensors"
+
+
+def _local_folder(model_path: str | os.PathLike) -> Path:
+    path = Path(model_path).expanduser()
+    if path.is_dir():
+        return path
+    try:  # a hub id: only what is already in the local cache (no network at run time)
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(str(model_path), local_files_only=True))
+    except Exception as exc:  # noqa: BLE001 - any failure means "not available locally"
+        raise LoramError(f"cannot find a local copy of '{model_path}' to stream weights from: {exc}") from None
+
+
+class CheckpointReader:
+    """Which file holds each tensor, and reads on demand (always as a new CPU tensor)."""
+
+    def __init__(self, files: dict[str, Path]):
+        self.files = files
+
+    @classmethod
+    def open(cls, model_path: str | os.PathLike) -> CheckpointReader:
+        folder = _local_folder(model_path)
+        if (folder / INDEX).is_file():
+            try:
+                weight_map = json.loads((folder / INDEX).read_text())["weight_map"]
+            except (ValueError, KeyError) as exc:
+                raise LoramError(f"{folder / INDEX} is not a valid safetensors index: {exc}") from None
+            return cls({name: folder / file for name, file in weight_map.items()})
+        if (folder / SINGLE).is_file():
+            with safe_open(folder / SINGLE, framework="pt") as f:
+                return cls({name: folder / SINGLE for name in f.keys()})
+        raise LoramError(f"{folder} has no safetensors weights ({SINGLE} or {INDEX}); layer streaming needs them")
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.files)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.files
+
+    def get_many(self, names: Iterable[str], dtype: torch.dtype | None = torch.float32) -> dict[str, torch.Tensor]:
+        by_file: dict[Path, list[str]] = {}
+        for name in names:
+            if name not in self.files:
+                raise LoramError(f"tensor '{name}' is not in the checkpoint")
+            by_file.setdefault(self.files[name], []).append(name)
+        out = {}
+        for file, wanted in by_file.items():
+            with safe_open(file, framework="pt") as f:
+                for name in wanted:
+                    t = f.get_tensor(name)
+                    out[name] = t if dtype is None else t.to(dtype)
+        return out
+
+    def get(self, name: str, dtype: torch.dtype | None = torch.float32) -> torch.Tensor:
+        return self.get_many([name], dtype)[name]
+
+    def load_module(self, module: torch.nn.Module, prefix: str, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+        """Give ``module``'s (meta) parameters their checkpoint values, in place; ``prefix`` is its full name."""
+        names = {f"{prefix}.{n}": n for n, _ in module.named_parameters()}
+        tensors = self.get_many(names, dtype)
+        module.load_state_dict({names[k]: v for k, v in tensors.items()}, strict=False, assign=True)
+        return module
+
+
+def release_module(module: torch.nn.Module) -> torch.nn.Module:
+    """Send a module's parameters back to the meta device, freeing their memory."""
+    return module.to("meta")
+
+
+class ShardWriter:
+    """Writes tensors to ``model-0000i-of-0000n.safetensors`` shards of about ``shard_bytes`` plus an index."""
+
+    def __init__(self, folder: str | os.PathLike, shard_bytes: int = 64 * 2**20):
+        self.folder = Path(folder)
+        self.shard_bytes = shard_bytes
+        self._buffer: dict[str, torch.Tensor] = {}
+        self._size = 0
+        self._shards: list[list[str]] = []
+        self.total_bytes = 0
+        self.total_numel = 0
+
+    def add(self, name: str, tensor: torch.Tensor) -> None:
+        self._buffer[name] = tensor.contiguous()
+        nbytes = tensor.numel() * tensor.element_size()
+        self._size += nbytes
+        self.total_bytes += nbytes
+        self.total_numel += tensor.numel()
+        if self._size >= self.shard_bytes:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        save_file(self._buffer, self.folder / f".shard-{len(self._shards)}.safetensors", metadata={"format": "pt"})
+        self._shards.append(list(self._buffer))
+        self._buffer, self._size = {}, 0
+
+    def close(self) -> None:
+        """Flush, give the shards their final HF names and write the index."""
+        self._flush()
+        n = len(self._shards)
+        weight_map = {}
+        for i, names in enumerate(self._shards):
+            final = f"model-{i + 1:05d}-of-{n:05d}.safetensors"
+            os.replace(self.folder / f".shard-{i}.safetensors", self.folder / final)
+            weight_map.update({name: final for name in names})
+        index = {"metadata": {"total_size": self.total_bytes}, "weight_map": weight_map}
+        (self.folder / INDEX).write_text(json.dumps(index, indent=2) + "\n")
+
+
+def load_weights(folder: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """All tensors of a safetensors folder (single file or shards), as a state dict."""
+    reader = CheckpointReader.open(folder)
+    return reader.get_many(reader.names, dtype=None)
