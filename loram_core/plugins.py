@@ -17,9 +17,11 @@ DEFAULT_PLUGINS = (
     "loram_core.builtin.architectures",
     "loram_core.builtin.random_structured",
     "loram_core.builtin.magnitude",
+    "loram_core.builtin.no_pruning",
     "loram_core.builtin.recoverers",
     "loram_core.builtin.models",
     "loram_core.builtin.datasets",
+    "loram_core.builtin.estimate",
 )
 
 pm = pluggy.PluginManager("loram")
