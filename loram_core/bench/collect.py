@@ -1,0 +1,67 @@
+"""Rows for tables and plots from run directories' ``report.json`` (and a bench's cell records)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from loram_core.errors import LoramError
+
+
+def label_of(report: dict, cell: dict | None = None) -> str:
+    if cell and cell.get("label"):
+        return cell["label"]
+    pruner = report.get("pruner") or {}
+    name = pruner.get("name") or "?"
+    if name == "none":
+        return "QLoRA full model" if report.get("quantizer") else "LoRA full model"
+    pattern = pruner.get("pattern")
+    text = name + (f" {pattern}" if pattern and pattern not in ("structured", "unstructured") else "")
+    if pruner.get("ratio") is not None and not (pattern and ":" in pattern):
+        text += f" {pruner['ratio']:g}"
+    quant = report.get("quantizer")
+    if quant:
+        text += f" + {quant.get('name')}"
+    if report.get("align"):
+        text += f" + {report['align'].get('aligner')}"
+    return text
+
+
+def row_of(report: dict, source: Path, cell: dict | None = None) -> dict:
+    return {
+        "label": label_of(report, cell),
+        "source": str(source),
+        "status": "done",
+        "pruner": (report.get("pruner") or {}).get("name"),
+        "pattern": (report.get("pruner") or {}).get("pattern"),
+        "ratio": (report.get("pruner") or {}).get("ratio"),
+        "quantizer": (report.get("quantizer") or {}).get("name") if report.get("quantizer") else None,
+        "aligner": (report.get("align") or {}).get("aligner") if report.get("align") else None,
+        "params": report.get("params") or {},
+        "memory": report.get("memory") or {},
+        "train": report.get("train") or {},
+        "ppl": report.get("ppl") or {},
+        "eval": report.get("eval") or {},
+        "losses": report.get("losses") or [],
+    }
+
+
+def collect(paths: list[Path]) -> list[dict]:
+    """A RUN_DIR gives one row; a bench folder (with ``bench.json``) one row per cell, not-run cells included."""
+    rows = []
+    for path in paths:
+        path = Path(path)
+        if (path / "bench.json").is_file():
+            for cell in json.loads((path / "bench.json").read_text())["cells"]:
+                report = Path(cell["dir"]) / "report.json"
+                if cell["status"] == "done" and report.is_file():
+                    rows.append(row_of(json.loads(report.read_text()), Path(cell["dir"]), cell))
+                else:  # shown as such in the table, never filled in
+                    rows.append({"label": cell["label"], "source": cell["dir"], "status": cell["status"],
+                                 "error": cell.get("error"), "params": {}, "memory": {}, "train": {}, "ppl": {},
+                                 "losses": []})
+        elif (path / "report.json").is_file():
+            rows.append(row_of(json.loads((path / "report.json").read_text()), path))
+        else:
+            raise LoramError(f"{path} has neither report.json (a run) nor bench.json (a bench)")
+    return rows

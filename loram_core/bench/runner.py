@@ -1,0 +1,77 @@
+"""Run each grid cell as ``loram run`` in its own process; finished cells are skipped, so a bench resumes.
+
+One process per configuration keeps measurements honest (design §5: the peak of one configuration is not
+inflated by another's leftovers) and a crash in one cell from taking the others down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress
+
+from loram_core import registry
+from loram_core.atomic import write_json
+from loram_core.bench.grid import Cell
+
+
+def missing_plugins(cell: Cell) -> list[str]:
+    """``kind:name`` of every plugin the cell names that is not installed."""
+    wanted = [("pruner", cell.strategy.pruner), ("quantizer", cell.quantizer), ("aligner", cell.aligner)]
+    return [f"{kind}:{name}" for kind, name in wanted if name and name not in registry.collect(kind)]
+
+
+def cell_status(cell_dir: Path, cell: Cell, common: list[str]) -> str | None:
+    """"done" when the cell's report exists and was made with these arguments."""
+    meta = cell_dir / "cell.json"
+    if not (cell_dir / "report.json").is_file() or not meta.is_file():
+        return None
+    try:
+        recorded = json.loads(meta.read_text())
+    except ValueError:
+        return None
+    return "done" if recorded.get("argv") == cell.run_args() + common else None
+
+
+def run_cell(cell: Cell, cell_dir: Path, common: list[str]) -> dict:
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    argv = cell.run_args() + common
+    write_json(cell_dir / "cell.json", {**cell.to_dict(), "argv": argv, "status": "running"})
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    cmd = [sys.executable, "-m", "loram_core.cli.main", "run", *argv, "--out", str(cell_dir), "--json", "--no-progress"]
+    with open(cell_dir / "run.log", "w") as log:
+        proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    status = "done" if proc.returncode == 0 and (cell_dir / "report.json").is_file() else "failed"
+    error = None
+    if status == "failed":
+        lines = (cell_dir / "run.log").read_text().strip().splitlines()
+        error = lines[-1] if lines else f"exit code {proc.returncode}"
+    write_json(cell_dir / "cell.json", {**cell.to_dict(), "argv": argv, "status": status, "error": error})
+    return {"status": status, "error": error}
+
+
+def run_grid(cells: list[Cell], out: Path, common: list[str], console: Console | None = None,
+             progress: bool = True) -> list[dict]:
+    console = console or Console(stderr=True)
+    results = []
+    with Progress(console=console, disable=not progress) as bar:
+        task = bar.add_task("bench cells", total=len(cells))
+        for cell in cells:
+            cell_dir = out / "cells" / cell.name
+            missing = missing_plugins(cell)
+            if missing:
+                outcome = {"status": "not installed", "error": "missing " + ", ".join(missing)}
+            elif cell_status(cell_dir, cell, common):
+                outcome = {"status": "done", "error": None, "skipped": True}
+            else:
+                console.log(f"cell {cell.name}: {cell.label}")
+                outcome = run_cell(cell, cell_dir, common)
+            results.append({**cell.to_dict(), **outcome, "dir": str(cell_dir)})
+            bar.advance(task)
+    write_json(out / "bench.json", {"cells": results, "common_args": common})
+    return results

@@ -1,0 +1,62 @@
+"""``loram bench`` runs a grid one process per cell and resumes; ``loram report`` renders tables and plots."""
+
+import json
+
+import pytest
+
+from loram_core.bench.grid import Strategy, build_grid
+from loram_core.cli.main import main
+from loram_core.errors import LoramError
+from test_cli_e2e import FAST, inputs  # noqa: F401  (module fixture)
+
+
+def test_grid_crosses_strategies_ratios_and_quantizers_and_adds_baselines():
+    cells = build_grid(["random", "sparsegpt:pattern=2:4"], [0.5, 0.7], ["none", "nf4"], ["none"])
+    assert len(cells) == 2 * 2 * 2 + 2
+    assert Strategy.parse("sparsegpt:pattern=2:4,blocksize=64").options == (("pattern", "2:4"), ("blocksize", "64"))
+    names = {c.name for c in cells}
+    assert "sparsegpt-2of4-r0.5-nf4-noalign" in names and "none-fp-noalign" in names
+    labels = {c.label for c in cells}
+    assert {"LoRA full model", "QLoRA full model", "random 0.7 + nf4"} <= labels
+    with pytest.raises(LoramError, match="KEY=VALUE"):
+        Strategy.parse("sparsegpt:2:4")
+
+
+def test_bench_runs_each_cell_once_marks_missing_plugins_and_reports(inputs, tmp_path, monkeypatch, capsys):  # noqa: F811
+    model, data = inputs
+    monkeypatch.setenv("LORAM_LOAD_PLUGINS", "")  # the cells' processes see the built-ins only, like this one
+    out = tmp_path / "bench"
+    argv = ["bench", "--model", str(model), "--data", str(data), "--pruners", "random,not-a-pruner", "--ratios", "0.5",
+            "--out", str(out), "--no-progress", "--json", "--", *FAST]
+    assert main(argv) == 0
+    rows = {r["label"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == {"random 0.5", "not-a-pruner 0.5", "LoRA full model"}
+    assert rows["not-a-pruner 0.5"]["status"] == "not installed" and rows["not-a-pruner 0.5"]["ppl"] == {}
+    done = rows["random 0.5"]
+    assert done["status"] == "done" and done["ppl"]["loram"] > 1 and done["params"]["reduction_ratio"] > 1
+    assert rows["LoRA full model"]["params"]["reduction_ratio"] == 1.0
+    report = out / "cells" / "random-r0.5-fp-noalign" / "report.json"
+    stamp = report.stat().st_mtime_ns
+    # Resumable: a second bench with the same arguments runs nothing again.
+    assert main(argv) == 0
+    assert report.stat().st_mtime_ns == stamp
+    cells = json.loads((out / "bench.json").read_text())["cells"]
+    assert [c.get("skipped") for c in cells if c["status"] == "done"] == [True, True]
+    assert {p.name for p in out.iterdir()} >= {"results.md", "results.json", "ppl_by_variant.png", "ppl_vs_reduction.png",
+                                               "loss_curves.png", "peak_memory.png"}
+    table = (out / "results.md").read_text()
+    assert "| not-a-pruner 0.5 | not installed: missing pruner:not-a-pruner |" in table
+
+
+def test_report_from_run_dirs_writes_markdown_and_plots(inputs, tmp_path, capsys):  # noqa: F811
+    model, data = inputs
+    run = tmp_path / "run"
+    assert main(["run", "--model", str(model), "--data", str(data), "--pruner", "magnitude", "--out", str(run),
+                 "--no-merge", "--json", *FAST]) == 0
+    assert main(["report", str(run), "--out", str(tmp_path / "rep"), "--title", "tiny"]) == 0
+    md = (tmp_path / "rep" / "results.md").read_text()
+    report = json.loads((run / "report.json").read_text())
+    assert f"**{report['ppl']['loram']:.2f}**" in md and md.startswith("| variant |")
+    for name in ("ppl_by_variant.png", "ppl_vs_reduction.png", "loss_curves.png", "peak_memory.png"):
+        assert (tmp_path / "rep" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["report", str(tmp_path / "nothing-here")]) == 2
