@@ -28,6 +28,47 @@ pm = pluggy.PluginManager("loram")
 pm.add_hookspecs(hookspecs)
 
 _loaded = False
+# Plugins that could not be loaded or registered: name -> one-line reason. Reported, never fatal, so one
+# broken third-party package cannot take down `loram plugins` or a run that does not use it.
+broken: dict[str, str] = {}
+
+
+def _warn(name: str, exc: BaseException) -> None:
+    reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    if name not in broken:
+        print(f"loram: warning: plugin '{name}' failed to load and is skipped ({reason})", file=sys.stderr)
+    broken[name] = reason
+
+
+def _load_entry_points(only: set[str] | None) -> None:
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if only is not None and ep.name not in only:
+            continue
+        try:
+            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=ep.name)
+        except Exception as exc:  # noqa: BLE001 - any error in third-party import code
+            _warn(ep.name, exc)
+
+
+def trace(message: str) -> None:
+    if os.environ.get("LORAM_TRACE_PLUGINS"):
+        print(f"loram trace: {message}", file=sys.stderr)
+
+
+def _trace_hook_calls() -> None:
+    """LORAM_TRACE_PLUGINS=1: print every hook call, its implementations and outcome (as datasette does)."""
+
+    def before(hook_name, hook_impls, kwargs):
+        names = ", ".join(impl.plugin_name for impl in hook_impls)
+        print(f"loram trace: {hook_name}({', '.join(kwargs)}) -> [{names}]", file=sys.stderr)
+
+    def after(outcome, hook_name, hook_impls, kwargs):
+        error = outcome.exception
+        print(f"loram trace: {hook_name} {'raised ' + repr(error) if error else 'done'}", file=sys.stderr)
+
+    pm.add_hookcall_monitoring(before, after)
 
 
 def load_plugins() -> pluggy.PluginManager:
@@ -41,10 +82,8 @@ def load_plugins() -> pluggy.PluginManager:
     # Tests set sys._called_from_test so an installed third-party plugin cannot change their outcome.
     if not hasattr(sys, "_called_from_test"):
         only = os.environ.get("LORAM_LOAD_PLUGINS")
-        if only is None:
-            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
-        else:
-            for name in filter(None, (n.strip() for n in only.split(","))):
-                pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
+        _load_entry_points(None if only is None else {n.strip() for n in only.split(",") if n.strip()})
+    if os.environ.get("LORAM_TRACE_PLUGINS"):
+        _trace_hook_calls()
     pm.check_pending()
     return pm

@@ -8,6 +8,7 @@ import attrs
 
 from loram_core import __version__
 from loram_core.errors import LoramError, UnknownPluginError
+from loram_core import plugins
 from loram_core.plugins import load_plugins
 
 # kind (singular, for messages) -> hook name
@@ -56,7 +57,15 @@ def collect(kind: str) -> dict[str, Registered]:
                     )
                 found[name] = Registered(kind, name, obj, _plugin, str(version))
 
-        impl.function(register=register)
+        # Called one by one (not through pm.hook), so the trace of LORAM_TRACE_PLUGINS is written here.
+        plugins.trace(f"{KINDS[kind]}(register) -> [{impl.plugin_name}]")
+        try:
+            impl.function(register=register)
+        except LoramError:
+            raise  # a name clash is the user's to fix, not a broken plugin
+        except Exception as exc:  # noqa: BLE001 - a third party's registration code
+            plugins.trace(f"{KINDS[kind]} in {impl.plugin_name} raised {exc!r}")
+            plugins._warn(impl.plugin_name, exc)
     return found
 
 

@@ -22,8 +22,16 @@ def plugin_rows() -> list[dict]:
     for name, plugin in pm.list_name_plugin():
         hooks = sorted(c.name for c in pm.get_hookcallers(plugin) or ())
         kind = "builtin" if name in plugins.DEFAULT_PLUGINS else "entry-point" if name in external else "runtime"
-        rows.append({"name": name, "version": versions.get(name, "unknown"), "kind": kind,
-                     "provides": sorted(provides.get(name, [])), "hooks": hooks})
+        row = {"name": name, "version": versions.get(name, "unknown"), "kind": kind,
+               "provides": sorted(provides.get(name, [])), "hooks": hooks}
+        if name in plugins.broken:
+            row["error"] = plugins.broken[name]
+        rows.append(row)
+    listed = {r["name"] for r in rows}
+    for name, error in plugins.broken.items():  # failed at import: never registered, still reported
+        if name not in listed:
+            rows.append({"name": name, "version": "unknown", "kind": "broken", "provides": [], "hooks": [],
+                         "error": error})
     return sorted(rows, key=lambda r: (r["kind"] != "builtin", r["name"]))
 
 
@@ -41,6 +49,9 @@ def cmd_plugins(args) -> int:
             plugin = item.plugin.removeprefix("loram_core.builtin.")
             plugin = f"builtin ({plugin})" if plugin != item.plugin else plugin
             table.add_row(kind, name, item.version, plugin, getattr(item.obj, "description", ""))
+    for row in rows:
+        if "error" in row:
+            table.add_row("[red]broken[/red]", "—", row["version"], row["name"], row["error"])
     Console().print(table)
     return 0
 
