@@ -91,7 +91,7 @@ def test_plugin_registered_in_a_test_is_listed_chosen_and_gone_after(keep_first,
 def test_unregistered_plugin_is_unknown_with_installed_names_and_nearest_match(capsys):
     with pytest.raises(UnknownPluginError) as err:
         registry.get("pruner", "keep-first")
-    assert "installed: magnitude, random" in str(err.value)
+    assert "installed: magnitude, none, random" in str(err.value)
     with pytest.raises(UnknownPluginError, match="did you mean 'magnitude'"):
         registry.get("pruner", "magnitud")
     assert main(["run", "--pruner", "randm", "--out", "unused"]) == 2
