@@ -12,6 +12,16 @@ from loram_core.errors import PlanError
 _NM = re.compile(r"^(\d+):(\d+)$")
 
 
+def _shape(value) -> tuple[int, int]:
+    try:
+        shape = tuple(int(x) for x in value)
+    except (TypeError, ValueError):
+        raise PlanError(f"a weight shape must be two integers, got {value!r}") from None
+    if len(shape) != 2 or min(shape) <= 0:
+        raise PlanError(f"a weight shape must be two positive integers (out, in), got {shape}")
+    return shape
+
+
 def _index(value) -> torch.Tensor | None:
     if value is None:
         return None
@@ -32,7 +42,7 @@ def check_pattern(pattern: str) -> str:
 class SliceEntry:
     """Keep rows ``keep_out`` and columns ``keep_in`` (sorted, unique) of a weight of ``shape`` (out, in)."""
 
-    shape: tuple[int, int] = attrs.field(converter=lambda s: tuple(int(x) for x in s))
+    shape: tuple[int, int] = attrs.field(converter=_shape)
     keep_out: torch.Tensor | None = attrs.field(default=None, converter=_index)
     keep_in: torch.Tensor | None = attrs.field(default=None, converter=_index)
     kind = "slice"
