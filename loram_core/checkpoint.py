@@ -35,6 +35,20 @@ def _local_folder(model_path: str | os.PathLike) -> Path:
         raise LoramError(f"cannot find a local copy of '{model_path}' to stream weights from: {exc}") from None
 
 
+def _corrupt(file: Path, exc: BaseException) -> LoramError:
+    return LoramError(f"{file} is not a readable safetensors file (corrupt or truncated?): {exc}; "
+                      f"delete {Path(file).parent} and re-run the stage that wrote it")
+
+
+def _open(file: Path):
+    if not Path(file).is_file():
+        raise LoramError(f"{file} is missing (named by the checkpoint's index)")
+    try:
+        return safe_open(file, framework="pt")
+    except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError
+        raise _corrupt(file, exc) from None
+
+
 class CheckpointReader:
     """Which file holds each tensor, and reads on demand (always as a new CPU tensor)."""
 
@@ -51,7 +65,7 @@ class CheckpointReader:
                 raise LoramError(f"{folder / INDEX} is not a valid safetensors index: {exc}") from None
             return cls({name: folder / file for name, file in weight_map.items()})
         if (folder / SINGLE).is_file():
-            with safe_open(folder / SINGLE, framework="pt") as f:
+            with _open(folder / SINGLE) as f:
                 return cls({name: folder / SINGLE for name in f.keys()})
         raise LoramError(f"{folder} has no safetensors weights ({SINGLE} or {INDEX}); layer streaming needs them")
 
@@ -70,10 +84,15 @@ class CheckpointReader:
             by_file.setdefault(self.files[name], []).append(name)
         out = {}
         for file, wanted in by_file.items():
-            with safe_open(file, framework="pt") as f:
+            with _open(file) as f:
                 for name in wanted:
-                    t = f.get_tensor(name)
-                    out[name] = t if dtype is None else t.to(dtype)
+                    try:
+                        t = f.get_tensor(name)
+                    except Exception as exc:  # noqa: BLE001 - safetensors' own error types
+                        raise _corrupt(file, exc) from None
+                    # In its stored dtype a tensor is a view that keeps its whole file mapped: copy it, or each
+                    # tensor held (e.g. in a ShardWriter's buffer) pins its own mapping of a full shard.
+                    out[name] = t if dtype is None else t.to(dtype) if t.dtype != dtype else t.clone()
         return out
 
     def get(self, name: str, dtype: torch.dtype | None = torch.float32) -> torch.Tensor:

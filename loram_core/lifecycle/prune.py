@@ -6,6 +6,7 @@ import json
 import shutil
 
 import attrs
+import torch
 
 from loram_core import registry
 from loram_core.arch import adapter_for
@@ -110,13 +111,14 @@ def run_prune(run: RunDir, res: Resources, console=None) -> dict:
     )
 
 
-def load_pruned_model(run: RunDir, res: Resources):
-    """Materialize the pruned model from the original config + plan + pruned weights."""
+def load_pruned_model(run: RunDir, res: Resources, dtype=None):
+    """Materialize the pruned model from the original config + plan + pruned weights (fp32 unless ``dtype``)."""
     plan = load_plan(run.plan)
     meta = json.loads((run.pruned / PRUNED_META).read_text())
     if meta.get("plan_hash") != plan_hash(plan):
         from loram_core.errors import PlanError
 
         raise PlanError(f"{run.pruned} was written for another plan than {run.plan}; re-run 'loram prune'")
+    validate_plan(plan, res.config)  # the original named now must be the one the plan was made for
     state = load_pruned_weights(run.pruned)
-    return materialize_pruned(res.config, plan, state), plan
+    return materialize_pruned(res.config, plan, state, dtype or torch.float32), plan

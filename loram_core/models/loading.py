@@ -9,6 +9,9 @@ import torch
 from loram_core.errors import LoramError, UnknownPluginError
 
 
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
+
+
 def _looks_like_path(spec: str) -> bool:
     # A hub id is "name" or "org/name"; anything with more slashes, ~, . or a drive is meant as a path.
     return spec.startswith((".", "/", "~")) or spec.count("/") > 1 or "\\" in spec or spec.endswith("/")
@@ -57,6 +60,8 @@ def load_tokenizer(spec: str | Path, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
     resolved = resolve_model(spec)
+    if isinstance(resolved, Path) and not any((resolved / f).is_file() for f in _TOKENIZER_FILES):
+        raise LoramError(f"model folder {resolved} has no tokenizer (none of {', '.join(_TOKENIZER_FILES)})")
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolved, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, TypeError) as exc:
