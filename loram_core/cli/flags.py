@@ -29,7 +29,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--trust-remote-code", action="store_true", default=S, help="allow model code from the hub (off by default)")
     t = p.add_argument_group("training and evaluation")
     t.add_argument("--steps", type=int, default=S)
-    t.add_argument("--batch-size", type=int, default=S)
+    t.add_argument("--batch-size", type=int, default=S, help="sequences per process per micro-step (default 4)")
     t.add_argument("--seq-len", type=int, default=S)
     t.add_argument("--lr", type=float, default=S)
     t.add_argument("--rank", type=int, default=S, help="LoRA rank r")
@@ -44,6 +44,9 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     t.add_argument("--eval-seq-len", type=int, default=S, help="perplexity window (default 512)")
     t.add_argument("--calibration-samples", type=int, default=S)
     t.add_argument("--no-merge", dest="merge", action="store_false", default=S, help="skip writing merged/")
+    t.add_argument("--grad-accum", type=int, default=S, help="micro-steps per update (global batch = batch size x processes x this)")
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default=S, help="where training and evaluation run (default auto: CUDA when visible)")
+    t.add_argument("--dtype", choices=("auto", "fp32", "bf16", "fp16"), default=S, help="model dtype for training and evaluation (default auto: bf16 on GPUs that support it, fp32 on CPU)")
 
 
 def _option_value(text: str) -> Any:

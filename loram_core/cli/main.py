@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import traceback
@@ -14,7 +15,7 @@ from loram_core.errors import LoramError
 
 def build_parser() -> argparse.ArgumentParser:
     from loram_core import plugins
-    from loram_core.cli import plugins_cmd, stages
+    from loram_core.cli import adapters_cmd, generate_cmd, install_cmd, plugins_cmd, stages
 
     parser = argparse.ArgumentParser(prog="loram", description="Train small, infer large: LoRA on a pruned model.")
     parser.add_argument("--version", action="version", version=f"loram {__version__}")
@@ -22,6 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     stages.add_commands(sub)
     plugins_cmd.add_commands(sub)
+    install_cmd.add_commands(sub)
+    adapters_cmd.add_commands(sub)
+    generate_cmd.add_commands(sub)
     plugins.load_plugins().hook.register_commands(cli=sub)
     return parser
 
@@ -41,6 +45,13 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         print(f"loram: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # Every artifact is written to a temporary sibling first: what finished before is whole.
+        print(f"loram: error: no space left on the device while writing ({exc}); finished artifacts are kept, "
+              f"free some space and re-run to continue", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("loram: interrupted; finished artifacts are kept, re-run to resume", file=sys.stderr)

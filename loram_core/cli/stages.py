@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from loram_core import registry
+from loram_core import distributed, registry
 from loram_core.cli.flags import add_run_flags, resolve_settings
 from loram_core.errors import LoramError
 from loram_core.lifecycle.resources import Resources
@@ -54,7 +54,7 @@ def do_stages(run_dir: Path, args, stages: tuple[str, ...], *, inherit: bool) ->
         raise LoramError(f"{run.root} is not a run directory (no run.json); start with 'loram run' or 'loram prune'")
     settings = resolve_settings(args, run.root, inherit=inherit)
     plugins = _plugins_used(settings)
-    err = Console(stderr=True)
+    err = Console(stderr=True, quiet=not distributed.is_main_process())  # accelerate launch: main logs
     res = Resources(settings, progress=not args.no_progress)
     if args.no_progress:
         import transformers
@@ -69,9 +69,14 @@ def do_stages(run_dir: Path, args, stages: tuple[str, ...], *, inherit: bool) ->
         if (stage == "align" and not settings.aligner) or (stage == "merge" and not settings.merge):
             continue
         err.log(f"[bold]stage {stage}[/bold]")
-        run_stage[stage](run, res)
+        distributed.run_stage(stage, run_stage[stage], run, res, device=settings.device)  # main writes, all train
+    if not distributed.is_main_process():
+        return 0
     report = build_report(run, settings, res.model_path)
     write_report(run, report)
+    from loram_core.adapters.register import refresh_run_metrics  # the registry keeps the report's numbers
+
+    refresh_run_metrics(run.root, report)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from loram_core import registry
+from loram_core import distributed, registry
 from loram_core.atomic import atomic_dir, write_json
 from loram_core.configs import build_config
 from loram_core.lifecycle.prune import PRUNED_META, load_pruned_model
@@ -44,9 +44,12 @@ def run_align(run: RunDir, res: Resources) -> dict:
     context = AlignContext(res.tokenizer, res.config, plan, s.seed, res.progress, run.checkpoints / "align")
     result = dict(aligner.align(model, config, context) or {})
     meta = json.loads((run.pruned / PRUNED_META).read_text())
-    with atomic_dir(run.pruned) as tmp:  # same layout as prune wrote, weights replaced by the aligned ones
-        save_pruned_model_weights(model, tmp)
-        res.config.save_pretrained(tmp)
-        res.tokenizer.save_pretrained(tmp)
-        write_json(tmp / PRUNED_META, {**meta, "aligned_by": {"aligner": aligner.name, "key": key}})
+    # Under accelerate launch every process runs the aligner (a distributed aligner synchronizes its own
+    # updates, as train_lora does); the main process alone writes the result.
+    if distributed.is_main_process():
+        with atomic_dir(run.pruned) as tmp:  # same layout as prune wrote, weights replaced by the aligned ones
+            save_pruned_model_weights(model, tmp)
+            res.config.save_pretrained(tmp)
+            res.tokenizer.save_pretrained(tmp)
+            write_json(tmp / PRUNED_META, {**meta, "aligned_by": {"aligner": aligner.name, "key": key}})
     return run.finish("align", key, {"aligner": aligner.name, **result})

@@ -8,6 +8,7 @@ from loram_core.lifecycle.prune import PRUNED_META, load_pruned_model
 from loram_core.lifecycle.quantize import quantize_pruned
 from loram_core.lifecycle.resources import Resources
 from loram_core.lifecycle.rundir import RunDir, stage_key
+from loram_core.placement import Placement
 
 WEIGHTS = "adapter_model.safetensors"
 
@@ -19,7 +20,9 @@ def run_eval(run: RunDir, res: Resources) -> dict:
 
     s = res.settings
     upstream = [(run.record(st) or {}).get("key") for st in ("prune", "align", "train", "recover")]
-    key = stage_key("eval", upstream, s.data, s.eval_tokens, s.eval_seq_len, res.model_path)
+    placement = Placement.from_settings(s)
+    dtype = [] if placement.dtype_name == "fp32" else [placement.dtype_name]  # fp32 keys stay as they were
+    key = stage_key("eval", upstream, s.data, s.eval_tokens, s.eval_seq_len, res.model_path, *dtype)
     done = run.done("eval", key)
     if done:
         return done
@@ -30,14 +33,15 @@ def run_eval(run: RunDir, res: Resources) -> dict:
 
     rows: dict[str, float] = {}
     if (run.pruned / PRUNED_META).is_file():
-        pruned, _ = load_pruned_model(run, res)
+        pruned, _ = load_pruned_model(run, res, dtype=None if s.quantizer else placement.dtype)
         pruned, _ = quantize_pruned(pruned, s)  # evaluate the small model as it was trained
+        pruned = placement.place(pruned, cast=False)  # in its dtype already (or the quantizer's)
         rows["pruned"] = ppl(pruned, "ppl pruned")
         if (run.adapter_pruned / WEIGHTS).is_file():
             rows["pruned_lora"] = ppl(PeftModel.from_pretrained(pruned, str(run.adapter_pruned)), "ppl pruned+lora")
         del pruned
         gc.collect()
-    original = res.original_model()
+    original = placement.place(res.original_model(dtype=placement.dtype), cast=False)
     rows["original"] = ppl(original, "ppl original")
     if (run.adapter / WEIGHTS).is_file():
         rows["loram"] = ppl(PeftModel.from_pretrained(original, str(run.adapter)), "ppl loram")

@@ -11,6 +11,8 @@ def quantize_pruned(model, settings):
 
     Contract: ``quantizer.quantize(model, config) -> model`` where ``config`` is built from
     ``settings.quantizer_options``; its ``bits`` field (or the quantizer's ``bits``) feeds the report's formula.
+    An optional ``quantizer.describe(model, config) -> dict`` adds to ``info`` (settings, modules quantized and
+    kept; ``param_bytes_base``: bytes the quantized model holds, quantization state included).
     """
     if not settings.quantizer:
         return model, None
@@ -18,4 +20,7 @@ def quantize_pruned(model, settings):
     config = build_config(quantizer.config_cls, dict(settings.quantizer_options), owner=f"quantizer '{quantizer.name}'")
     model = quantizer.quantize(model, config)
     bits = getattr(config, "bits", None) or getattr(quantizer, "bits", None)
-    return model, {"name": quantizer.name, "bits": bits}
+    info = {"name": quantizer.name, "bits": bits}
+    if hasattr(quantizer, "describe"):
+        info.update(quantizer.describe(model, config))
+    return model, info

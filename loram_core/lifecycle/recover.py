@@ -53,5 +53,9 @@ def run_recover(run: RunDir, res: Resources) -> dict:
         readme = run.adapter_pruned / "README.md"
         if readme.is_file():
             (tmp / "README.md").write_text(readme.read_text())
-    return run.finish("recover", key, {"recoverer": recoverer.name, "tensors": len(recovered),
-                                       "adapter_sha256": file_hash(run.adapter / ADAPTER_WEIGHTS)})
+    record = run.finish("recover", key, {"recoverer": recoverer.name, "tensors": len(recovered),
+                                         "adapter_sha256": file_hash(run.adapter / ADAPTER_WEIGHTS)})
+    from loram_core.adapters.register import register_recovered  # every recovered adapter lands in the registry
+
+    register_recovered(run, res)
+    return record

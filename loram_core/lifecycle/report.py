@@ -30,7 +30,8 @@ def build_report(run: RunDir, settings, model_path: str) -> dict[str, Any]:
         "model": {"name": settings.model, "path": model_path, "params": original},
         "pruner": {
             "name": settings.pruner,
-            "ratio": settings.ratio,
+            # what the plan recorded wins: the pruner "none" removes nothing whatever --ratio said
+            "ratio": ((prune.get("pruner") or {}).get("params") or {}).get("ratio", settings.ratio),
             "pattern": prune.get("pattern"),
             "params": (prune.get("pruner") or {}).get("params"),
         },
@@ -73,9 +74,11 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
     summary.add_column("value", justify="right")
     summary.add_row("parameters, original", _fmt(p["original"]))
     summary.add_row("parameters, pruned", _fmt(p["pruned"]))
-    summary.add_row("reduction (original / pruned)", _fmt(p["reduction_ratio"], ".2f") + "x")
+    q = report.get("quantizer") or {}
+    formula = f"original / (pruned x {q['bits']}/16)" if q.get("bits") else "original / pruned"
+    summary.add_row(f"reduction ({formula})", _fmt(p["reduction_ratio"], ".2f") + "x")
     summary.add_row("parameter bytes in training", _fmt(m["param_bytes_train"]))
-    summary.add_row("train peak RSS above start (MB)", _fmt(m["train_peak_rss_mb"], ".0f"))
+    summary.add_row("train peak RSS above the RSS before loading (MB)", _fmt(m["train_peak_rss_mb"], ".0f"))
     summary.add_row("train steps / tokens", f"{_fmt(t['steps'])} / {_fmt(t['tokens'])}")
     summary.add_row("train tokens/s", _fmt(t["tokens_per_s"], ".0f"))
     summary.add_row("train loss first -> last", f"{_fmt(t['loss_first'], '.3f')} -> {_fmt(t['loss_last'], '.3f')}")

@@ -38,10 +38,10 @@ class Resources:
         if needs_data:
             _ = self.splits
 
-    def original_model(self):
+    def original_model(self, dtype: torch.dtype = torch.float32):
         from loram_core.models.loading import load_model
 
-        return load_model(self.model_path, dtype=torch.float32, trust_remote_code=self.settings.trust_remote_code)
+        return load_model(self.model_path, dtype=dtype, trust_remote_code=self.settings.trust_remote_code)
 
     @functools.cached_property
     def splits(self):

@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 
+from loram_core import distributed
 from loram_core.atomic import write_json
 
 RUN_SCHEMA = 1
@@ -29,6 +30,8 @@ class RunDir:
     run_json = property(lambda self: self.root / "run.json")
 
     def write_run_json(self, settings, plugins: dict[str, Any]) -> None:
+        if not distributed.is_main_process():  # under accelerate launch only the main process writes
+            return
         write_json(self.run_json, {"schema": RUN_SCHEMA, "settings": settings.to_json(), "plugins": plugins})
 
     def record(self, stage: str) -> dict[str, Any] | None:
@@ -47,7 +50,8 @@ class RunDir:
 
     def finish(self, stage: str, key: str, result: dict[str, Any]) -> dict[str, Any]:
         rec = {"stage": stage, "key": key, **result}
-        write_json(self.stages / f"{stage}.json", rec)
+        if distributed.is_main_process():  # the other processes of a collective stage return the same record
+            write_json(self.stages / f"{stage}.json", rec)
         return rec
 
 

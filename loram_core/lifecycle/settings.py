@@ -10,6 +10,7 @@ import attrs
 
 from loram_core.configs import build_config, parse_layers, ratio_in_unit_interval
 from loram_core.errors import LoramError
+from loram_core.placement import check_device, check_dtype
 
 
 def _positive(instance, attribute, value) -> None:
@@ -49,6 +50,12 @@ class RunSettings:
     calibration_samples: int = attrs.field(default=16, validator=_positive)
     merge: bool = True
     trust_remote_code: bool = False
+    # Where training and evaluation compute (placement.py): auto = CUDA when visible, bf16 on GPUs with it,
+    # fp32 on CPU; under accelerate launch each process's GPU comes from accelerate.
+    device: str = attrs.field(default="auto", validator=check_device)
+    dtype: str = attrs.field(default="auto", validator=check_dtype)
+    # Micro-steps per optimizer update: global batch = batch_size x processes x grad_accum.
+    grad_accum: int = attrs.field(default=1, validator=_positive)
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self, value_serializer=lambda _i, _a, v: list(v) if isinstance(v, tuple) else v)
@@ -69,6 +76,7 @@ class RunSettings:
             schedule=self.schedule,
             seed=self.seed,
             checkpoint_every=self.checkpoint_every,
+            grad_accum=self.grad_accum,
         )
 
 

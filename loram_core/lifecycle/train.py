@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import gc
+
+from loram_core import distributed, memory
 from loram_core.lifecycle.prune import load_pruned_model
 from loram_core.lifecycle.quantize import quantize_pruned
 from loram_core.lifecycle.resources import Resources
 from loram_core.lifecycle.rundir import RunDir, stage_key
+from loram_core.placement import Placement
 from loram_core.plan.fingerprint import count_parameters, param_bytes
 
 
 def train_key(run: RunDir, settings) -> str:
     prune = run.record("prune") or {}
     align = run.record("align") or {}
-    return stage_key("train", prune.get("key"), align.get("key"), settings.data, settings.quantizer, settings.quantizer_options,
-                     settings.train_config().to_dict())
+    train = settings.train_config().to_dict()
+    # The global micro-batch, as the checkpoints count it: 2 processes x b is the run 1 process x 2b is.
+    train["batch_size"] *= distributed.process_count()
+    parts = [prune.get("key"), align.get("key"), settings.data, settings.quantizer, settings.quantizer_options, train]
+    dtype = Placement.from_settings(settings).dtype_name
+    if dtype != "fp32":  # fp32 runs keep the keys they had before dtypes were chosen
+        parts.append(dtype)
+    return stage_key("train", *parts)
 
 
 def run_train(run: RunDir, res: Resources) -> dict:
@@ -24,17 +34,36 @@ def run_train(run: RunDir, res: Resources) -> dict:
     done = run.done("train", key, run.adapter_pruned / "adapter_model.safetensors")
     if done:
         return done
-    model, _plan = load_pruned_model(run, res)
+    # Design §5: the peak counts the resident (quantized) model plus training, measured from the RSS before
+    # the model is loaded; load-time copies are freed before the loop resets VmHWM. Data comes first, as it
+    # is the same for every configuration.
+    import accelerate  # noqa: F401  (~150 MB of imports: imported before the baseline, not counted as training)
+    import peft  # noqa: F401  (imports bitsandbytes too, where installed)
+
+    tokens = res.train_tokens
+    gc.collect()
+    rss_baseline = memory.current_rss_mb()
+    placement = Placement.from_settings(s)
+    # A quantizer gets fp32 weights and picks its own dtypes; otherwise the base is loaded in the run's dtype
+    # (LoRA weights stay fp32: PEFT upcasts adapters on half-precision bases).
+    model, _plan = load_pruned_model(run, res, dtype=placement.dtype if not s.quantizer else None)
     model, quantized = quantize_pruned(model, s)
-    base_bytes = param_bytes(model)
+    gc.collect()
+    # a quantizer knows the bytes its state holds beside the packed weights
+    base_bytes = (quantized or {}).get("param_bytes_base") or param_bytes(model)
+    base_params = count_parameters(model)
+    if quantized and "params_quantized" in quantized:  # packed tensors hold several weights per element
+        base_params = quantized["params_quantized"] + quantized["params_kept"]
     result = train_lora(
         model,
-        res.train_tokens,
+        tokens,
         s.train_config(),
         adapter_dir=run.adapter_pruned,
         checkpoint_dir=run.checkpoints,
         base_model_name_or_path=str(run.pruned.resolve()),
         progress=res.progress,
+        rss_baseline_mb=rss_baseline,
+        device=s.device,
     )
     adapter_params = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
     adapter_bytes = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if "lora_" in n)
@@ -47,8 +76,12 @@ def run_train(run: RunDir, res: Resources) -> dict:
             "resumed_from": result.resumed_from,
             "train_peak_rss_mb": result.train_peak_rss_mb,
             "param_bytes_train": base_bytes + adapter_bytes,
-            "params_train_base": count_parameters(model) - adapter_params,
+            "params_train_base": base_params,
             "adapter_params": adapter_params,
             "quantizer": quantized,
+            "processes": result.processes,
+            "global_batch": s.batch_size * result.processes * s.grad_accum,
+            "device": placement.device,
+            "dtype": placement.dtype_name if not s.quantizer else None,
         },
     )

@@ -43,7 +43,8 @@ def plan_to_bytes(plan: PrunePlan) -> tuple[bytes, bytes]:
             for axis in ("keep_out", "keep_in"):
                 idx = getattr(entry, axis)
                 if idx is not None:
-                    tensors[f"{module}.{axis}"] = idx.contiguous()
+                    # a copy: entries may share one index tensor (gate/up), and safetensors refuses shared storage
+                    tensors[f"{module}.{axis}"] = idx.clone()
                     meta[axis] = len(idx)
         else:
             meta = {"kind": "mask", "shape": list(entry.shape), "pattern": entry.pattern, "kept": entry.kept}

@@ -64,8 +64,9 @@ def _check_schedule(_inst, attribute, value) -> None:
 class TrainConfig:
     """LoRA training settings.
 
-    One step is one optimizer update over ``batch_size * grad_accum`` sequences of ``seq_len`` tokens;
-    ``batch_size`` is the global micro-batch, shared out across processes under ``accelerate launch``.
+    One step is one optimizer update over ``batch_size * processes * grad_accum`` sequences of ``seq_len``
+    tokens (the global batch): ``batch_size`` is per process, as in accelerate, so ``accelerate launch
+    --num_processes 2`` with ``batch_size=b`` trains on the same windows as one process with ``2b``.
     """
 
     steps: int = attrs.field(default=100, validator=_int_at_least(1))

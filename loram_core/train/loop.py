@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import torch
 
 from loram_core import memory
 from loram_core.atomic import atomic_dir, write_json
-from loram_core.errors import LoramError
+from loram_core.errors import AdapterError, LoramError
 from loram_core.train.config import TrainConfig
 from loram_core.train.lora import attach_lora, trainable_parameters
 
@@ -33,6 +35,7 @@ class TrainResult:
     losses: tuple[float, ...] = attrs.field(converter=tuple)
     train_peak_rss_mb: float | None
     resumed_from: int | None
+    processes: int = 1  # training processes (accelerate launch); each took batch_size rows per micro-step
 
     def report(self) -> dict[str, Any]:
         """The ``train`` block of the run report (design §5)."""
@@ -46,14 +49,28 @@ def _mix(*values: int) -> int:
     return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
-def step_rows(tokens: torch.Tensor, step: int, cfg: TrainConfig) -> torch.Tensor:
-    """The global rows of ``step``: ``grad_accum * batch_size`` random windows of ``seq_len`` tokens.
+def step_starts(n_tokens: int, step: int, cfg: TrainConfig, processes: int = 1) -> torch.Tensor:
+    """Start offsets of the global batch of ``step``: ``grad_accum * batch_size * processes`` windows.
 
-    Depends only on (seed, step), so a resumed run draws exactly the batches an uninterrupted one would.
+    Every process draws the whole global batch from one generator seeded by (seed, step) and trains on its
+    slice, so the batches depend on the global batch size alone: a resumed run, or one on another number
+    of processes with the same global batch, draws exactly the windows an uninterrupted one would.
     """
     gen = torch.Generator().manual_seed(_mix(cfg.seed, step))
-    starts = torch.randint(0, tokens.numel() - cfg.seq_len + 1, (cfg.grad_accum * cfg.batch_size,), generator=gen)
+    return torch.randint(0, n_tokens - cfg.seq_len + 1, (cfg.grad_accum * cfg.batch_size * processes,), generator=gen)
+
+
+def step_rows(tokens: torch.Tensor, step: int, cfg: TrainConfig, processes: int = 1) -> torch.Tensor:
+    """The global rows of ``step``: random windows of ``seq_len`` tokens (see ``step_starts``)."""
+    starts = step_starts(tokens.numel(), step, cfg, processes)
     return tokens[starts[:, None] + torch.arange(cfg.seq_len)]
+
+
+def rank_rows(rows: torch.Tensor, micro: int, cfg: TrainConfig, processes: int, rank: int) -> torch.Tensor:
+    """Process ``rank``'s ``batch_size`` rows of micro-step ``micro``: consecutive slices of the global rows,
+    so the processes of one micro-step together see what one process with ``batch_size * processes`` would."""
+    first = (micro * processes + rank) * cfg.batch_size
+    return rows[first : first + cfg.batch_size]
 
 
 def _check_tokens(model: torch.nn.Module, train_tokens: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
@@ -68,12 +85,15 @@ def _check_tokens(model: torch.nn.Module, train_tokens: torch.Tensor, cfg: Train
     return tokens
 
 
-def _fingerprint(cfg: TrainConfig, model: torch.nn.Module, tokens: torch.Tensor) -> str:
+def _fingerprint(cfg: TrainConfig, model: torch.nn.Module, tokens: torch.Tensor, processes: int = 1) -> str:
     """What must match for a checkpoint to be resumed: config (minus checkpoint cadence), adapter shapes,
-    base config and the training tokens. Frozen base weights are not hashed (too costly at 7B)."""
+    base config and the training tokens. Frozen base weights are not hashed (too costly at 7B).
+    ``batch_size`` counts as the global micro-batch (per process x processes), so a run resumes on another
+    number of processes when the global batch stays the same; with one process the hash is unchanged."""
     h = hashlib.sha256()
     settings = cfg.to_dict()
     settings.pop("checkpoint_every")
+    settings["batch_size"] = cfg.batch_size * processes
     h.update(json.dumps(settings, sort_keys=True).encode())
     base_config = getattr(model, "config", None)
     if base_config is not None:
@@ -101,13 +121,17 @@ def _checkpoints(checkpoint_dir: Path) -> list[tuple[int, Path, str | None]]:
 
 
 def _save_checkpoint(
-    checkpoint_dir: Path, step: int, model, optimizer, scheduler, losses: list[float], cfg: TrainConfig, fp: str
+    checkpoint_dir: Path, step: int, model, optimizer, scheduler, losses: list[float], cfg: TrainConfig, fp: str,
+    state_dict=None, processes: int = 1,
 ) -> None:
+    # The global step and config are all the batch generator needs (its seed is (seed, step)), so the
+    # checkpoint holds no per-process state and resumes on any number of processes.
     with atomic_dir(checkpoint_dir / f"step-{step}") as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
+        _write_adapter(model, tmp, state_dict)
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-        state = {"step": step, "losses": losses, "config": cfg.to_dict(), "fingerprint": fp}
+        state = {"step": step, "losses": losses, "config": cfg.to_dict(), "fingerprint": fp,
+                 "processes": processes, "global_batch": cfg.batch_size * processes * cfg.grad_accum}
         write_json(tmp / "state.json", state)
     # Keep the newest matching ones; checkpoints of another config are stale for this run dir.
     found = _checkpoints(checkpoint_dir)
@@ -159,33 +183,49 @@ def train_lora(
     checkpoint_dir: Path | None = None,
     base_model_name_or_path: str | None = None,
     progress: bool = True,
+    rss_baseline_mb: float | None = None,
+    device: str = "auto",
 ) -> TrainResult:
     """Train LoRA on ``model`` (a ``PeftModel``, or a plain model that gets ``attach_lora(model, cfg)``
     in place) over random windows of ``train_tokens``; write the PEFT adapter to ``adapter_dir``.
 
     Resumes from the newest checkpoint in ``checkpoint_dir`` made with the same config and data.
     The model is left in the train/eval mode it came in.
+    ``train_peak_rss_mb`` is the resident-set peak of the loop (VmHWM, reset just before it) minus
+    ``rss_baseline_mb``; without one, minus the RSS at the loop's start (the training overhead alone).
+
+    Under ``accelerate launch`` (DDP, FSDP, DeepSpeed) every process calls this: ``batch_size`` is per
+    process, the global batch of a step is ``batch_size x processes x grad_accum`` windows drawn alike on
+    every process, of which each trains on its slice; gradients are synchronized by accelerate, the loss is
+    averaged across processes, and only the main process writes checkpoints and the adapter (gathered from
+    all processes first). ``device``: "auto" (CUDA when visible), "cpu" or "cuda".
     """
     import peft
     from accelerate import Accelerator
     from transformers import get_scheduler
 
+    from loram_core import distributed
+    from loram_core.placement import resolve_device
+
     tokens = _check_tokens(model, train_tokens, cfg)
     if not isinstance(model, peft.PeftModel):
         model = attach_lora(model, cfg)
     accelerator = Accelerator(
-        cpu=not torch.cuda.is_available(),
+        cpu=resolve_device(device) == "cpu",
         gradient_accumulation_steps=cfg.grad_accum,
         # accelerate would step the schedule once per process per update; our steps are global
         step_scheduler_with_optimizer=False,
     )
     world, rank = accelerator.num_processes, accelerator.process_index
-    if cfg.batch_size % world:
-        raise LoramError(f"batch_size={cfg.batch_size} must be a multiple of the process count ({world})")
+    if accelerator.is_main_process:
+        distributed.warn_single_cpu_launch()
+    # FSDP and DeepSpeed shard the optimizer state, which our checkpoint format (one optimizer.pt) cannot
+    # hold; the adapter itself is gathered and saved whatever the backend.
+    sharded = accelerator.distributed_type.value in ("FSDP", "DEEPSPEED")
     params = [p for _, p in trainable_parameters(model)]
     if not params:
         raise LoramError("the model has no trainable parameters")
-    fingerprint = _fingerprint(cfg, model, tokens)
+    fingerprint = _fingerprint(cfg, model, tokens, world)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = "constant_with_warmup" if cfg.schedule == "constant" else cfg.schedule
     scheduler = get_scheduler(
@@ -195,6 +235,11 @@ def train_lora(
     unwrapped = accelerator.unwrap_model(model)
 
     start, losses, resumed_from = 0, [], None
+    if checkpoint_dir is not None and sharded:
+        if accelerator.is_main_process:
+            print("loram: warning: no training checkpoints under FSDP/DeepSpeed (sharded optimizer state); "
+                  "an interrupted run starts over", file=sys.stderr)
+        checkpoint_dir = None
     if checkpoint_dir is not None:
         checkpoint_dir = Path(checkpoint_dir)
         usable = [c for c in _checkpoints(checkpoint_dir) if c[2] == fingerprint and c[0] <= cfg.steps]
@@ -204,7 +249,8 @@ def train_lora(
 
     was_training = model.training
     model.train()  # LoRA dropout on
-    tokens_per_step = cfg.grad_accum * cfg.batch_size * cfg.seq_len
+    tokens_per_step = cfg.grad_accum * cfg.batch_size * world * cfg.seq_len  # global tokens
+    debug_batches = os.environ.get("LORAM_DEBUG_BATCHES")  # tests: which windows each process trained on
     show = progress and accelerator.is_main_process
     devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
     accelerator.wait_for_everyone()
@@ -217,11 +263,13 @@ def train_lora(
             for step in range(start, cfg.steps):
                 # Dropout masks from (seed, step, rank): identical whether or not the run was resumed.
                 torch.manual_seed(_mix(cfg.seed, step, rank, 1))
-                rows = step_rows(tokens, step, cfg)
+                starts = step_starts(tokens.numel(), step, cfg, world)
+                rows = tokens[starts[:, None] + torch.arange(cfg.seq_len)]
                 step_loss = 0.0
                 for micro in range(cfg.grad_accum):
-                    batch = rows[micro * cfg.batch_size : (micro + 1) * cfg.batch_size][rank::world]
-                    batch = batch.to(accelerator.device)
+                    batch = rank_rows(rows, micro, cfg, world, rank).to(accelerator.device)
+                    if debug_batches:
+                        _log_batch(debug_batches, rank, step, micro, rank_rows(starts, micro, cfg, world, rank))
                     with accelerator.accumulate(model):
                         loss = model(input_ids=batch, labels=batch, use_cache=False).loss
                         accelerator.backward(loss)
@@ -239,9 +287,8 @@ def train_lora(
                 bar.update(task, completed=done, loss=f"{step_loss:.4f}", tps=f"{tps:,.0f}")
                 if checkpoint_dir is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
                     if accelerator.is_main_process:
-                        _save_checkpoint(
-                            checkpoint_dir, done, unwrapped, optimizer, scheduler, losses, cfg, fingerprint
-                        )
+                        _save_checkpoint(checkpoint_dir, done, unwrapped, optimizer, scheduler, losses, cfg,
+                                         fingerprint, processes=world)
                     accelerator.wait_for_everyone()
         elapsed = time.perf_counter() - t0
         peak = memory.peak_rss_mb()
@@ -249,11 +296,16 @@ def train_lora(
         model.train(was_training)
 
     train_peak = None
-    if peak_reset and peak is not None and rss_start is not None:
-        train_peak = max(0.0, peak - rss_start)
+    base = rss_baseline_mb if rss_baseline_mb is not None else rss_start
+    if peak_reset and peak is not None and base is not None:
+        train_peak = max(0.0, peak - base)
     trained = (cfg.steps - start) * tokens_per_step
+    # Under FSDP / ZeRO-3 every process takes part in gathering the sharded parameters onto the main one;
+    # otherwise each process holds them all and PEFT reads them from the model.
+    full_state = accelerator.get_state_dict(model) if sharded else None
     if accelerator.is_main_process:
-        _save_adapter(unwrapped, Path(adapter_dir), base_model_name_or_path)
+        _save_adapter(unwrapped, Path(adapter_dir), base_model_name_or_path, full_state)
+    del full_state
     accelerator.wait_for_everyone()
     return TrainResult(
         steps=cfg.steps,
@@ -264,12 +316,32 @@ def train_lora(
         losses=losses,
         train_peak_rss_mb=train_peak,
         resumed_from=resumed_from,
+        processes=world,
     )
 
 
-def _save_adapter(model, adapter_dir: Path, base_model_name_or_path: str | None) -> None:
+def _log_batch(path: str, rank: int, step: int, micro: int, starts: torch.Tensor) -> None:
+    with open(f"{path}.rank{rank}", "a", encoding="utf-8") as f:
+        f.write(json.dumps({"rank": rank, "step": step, "micro": micro, "starts": starts.tolist()}) + "\n")
+
+
+def _write_adapter(model, folder: Path, state_dict=None) -> None:
+    """``save_pretrained`` from ``state_dict`` (gathered from all processes) and a check of what was written:
+    under FSDP / ZeRO-3 an ungathered save writes tensors of shape [0], a known PEFT pitfall."""
+    from safetensors import safe_open
+
+    model.save_pretrained(folder, safe_serialization=True, state_dict=state_dict)
+    with safe_open(folder / "adapter_model.safetensors", framework="pt") as f:
+        names = list(f.keys())
+        empty = [n for n in names if 0 in f.get_slice(n).get_shape()]
+    if not names or empty:
+        what = f"tensor '{empty[0]}' is empty" if empty else "it holds no tensors"
+        raise AdapterError(f"the adapter written to {folder} is incomplete: {what} (parameters not gathered?)")
+
+
+def _save_adapter(model, adapter_dir: Path, base_model_name_or_path: str | None, state_dict=None) -> None:
     with atomic_dir(adapter_dir) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
+        _write_adapter(model, tmp, state_dict)
         if base_model_name_or_path is not None:
             cfg_path = tmp / "adapter_config.json"
             config = json.loads(cfg_path.read_text())

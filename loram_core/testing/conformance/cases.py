@@ -1,0 +1,37 @@
+"""Which configurations of a pruner the suite runs: the ratio, an explicit layer range, each mask pattern."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import attrs
+
+RATIO = 0.5
+LAYERS = (2, 6)  # of the tiny models' 8: differs from both the adapter's default (4, 6) and "all layers"
+PATTERNS = ("unstructured", "2:4")  # tried when the config has a ``pattern`` field and the pruner lists none
+
+
+@attrs.frozen
+class PrunerCase:
+    label: str
+    options: Mapping[str, Any] = attrs.field(converter=dict)
+
+
+def pruner_cases(pruner, extra: Mapping[str, Any] | None = None) -> list[PrunerCase]:
+    """The default options with ``--ratio 0.5``; then ``--layers 2:6``; then every other pattern it supports.
+
+    A pruner declares the patterns it supports with a ``patterns`` attribute (e.g. ``("unstructured", "2:4")``);
+    without one, a config with a ``pattern`` field is tried with ``unstructured`` and ``2:4``.
+    """
+    fields = attrs.fields_dict(pruner.config_cls)
+    base = {**({"ratio": RATIO} if "ratio" in fields else {}), **dict(extra or {})}
+    label = ",".join(f"{k}={v}" for k, v in base.items()) or "defaults"
+    cases = [PrunerCase(label, base)]
+    if "layers" in fields:
+        cases.append(PrunerCase(f"{label},layers={LAYERS[0]}:{LAYERS[1]}", {**base, "layers": LAYERS}))
+    if "pattern" in fields:
+        default = fields["pattern"].default
+        for pattern in getattr(pruner, "patterns", None) or PATTERNS:
+            if pattern != default and pattern != base.get("pattern"):
+                cases.append(PrunerCase(f"{label},pattern={pattern}", {**base, "pattern": pattern}))
+    return cases

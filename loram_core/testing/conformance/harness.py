@@ -1,0 +1,179 @@
+"""The lifecycle's prune stage in miniature, on tiny saved models: what a pruner receives and what the core does.
+
+It mirrors ``loram_core/lifecycle/prune.py`` step for step (the same ``PruneContext``, a ``WeightStore``, a
+meta-device skeleton for ``streaming = True`` pruners, validation, the in-memory or streamed write of the
+pruned weights, ``materialize_pruned``), so a pruner that passes here behaves the same inside ``loram run``.
+Calibration windows are seeded random token ids of the tiny vocabulary, whatever ``data`` a pruner asks for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import attrs
+import torch
+
+CALIBRATION_SAMPLES, CALIBRATION_SEQ_LEN = 8, 32
+
+
+@attrs.frozen
+class TinyFamily:
+    """A tiny random model of one architecture variant, saved as a stock Hugging Face folder when used."""
+
+    name: str
+    options: Mapping[str, Any] = attrs.field(converter=dict)
+
+    def config(self):
+        from loram_core.testing.tiny import tiny_llama_config
+
+        return tiny_llama_config(**self.options)
+
+    def save(self, folder: Path) -> Path:
+        from loram_core.testing.tiny import save_tiny_model
+
+        path = Path(folder) / self.name
+        if not (path / "config.json").is_file():
+            save_tiny_model(path, seed=0, **self.options)
+        return path
+
+
+# Multi-head and grouped-query attention, and a second family of the adapter (Qwen2: q/k/v biases).
+FAMILIES = (
+    TinyFamily("llama-mha", {"gqa": False}),
+    TinyFamily("llama-gqa", {"gqa": True}),
+    TinyFamily("qwen2-gqa", {"gqa": True, "model_type": "qwen2"}),
+)
+
+
+def family(name: str) -> TinyFamily:
+    from loram_core.errors import LoramError
+
+    for f in FAMILIES:
+        if f.name == name:
+            return f
+    raise LoramError(f"unknown tiny model family '{name}' (known: {', '.join(f.name for f in FAMILIES)})")
+
+
+class TinyCalibration:
+    """``context.calibration(samples=None, seq_len=None, data=None)``: seeded windows, as the run's would be."""
+
+    def __init__(self, vocab_size: int, seed: int):
+        self.vocab_size, self.seed = vocab_size, seed
+        self.calls: list[dict] = []
+
+    def __call__(self, samples: int | None = None, seq_len: int | None = None, data: str | None = None) -> torch.Tensor:
+        self.calls.append({"samples": samples, "seq_len": seq_len, "data": data})
+        samples = samples or CALIBRATION_SAMPLES
+        seq_len = seq_len or CALIBRATION_SEQ_LEN
+        gen = torch.Generator().manual_seed(self.seed)
+        return torch.randint(0, self.vocab_size, (samples, seq_len), generator=gen)
+
+
+_ORIGINALS: dict[str, Any] = {}
+
+
+def original_model(path: Path):
+    """A fresh copy of the saved tiny model as ``load_model`` gives it (loaded once per folder, then copied)."""
+    from loram_core.models.loading import load_model
+
+    key = str(Path(path).resolve())
+    if key not in _ORIGINALS:
+        _ORIGINALS[key] = load_model(path)
+    return copy.deepcopy(_ORIGINALS[key])
+
+
+@attrs.frozen
+class PruneOutcome:
+    """One call of ``pruner.plan`` and what the core made of it."""
+
+    pruner: Any
+    family: TinyFamily
+    options: Mapping[str, Any]
+    model_path: Path
+    config: Any
+    pruner_config: Any
+    plan: Any
+    store: Any  # the WeightStore the pruner wrote reconstructed weights to
+    streamed: bool
+    mutated: list[str]  # parameters of the in-memory original that plan() changed (a pruner only decides)
+
+
+def pruner_config(pruner, options: Mapping[str, Any]):
+    """The pruner's config from ``options``, as ``lifecycle.prune.pruner_config`` builds it (ratio only if known)."""
+    from loram_core.configs import build_config
+
+    fields = {f.name for f in attrs.fields(pruner.config_cls)}
+    options = {k: v for k, v in options.items() if k in fields or k not in ("ratio", "layers")}
+    return build_config(pruner.config_cls, options, owner=f"pruner '{pruner.name}'")
+
+
+def run_pruner(pruner, fam: TinyFamily, options: Mapping[str, Any], workdir: Path, *, seed: int = 0) -> PruneOutcome:
+    """Call ``pruner.plan`` the way the prune stage does; return the plan unvalidated (checks come after)."""
+    from loram_core.arch import adapter_for
+    from loram_core.models.loading import load_config, load_tokenizer
+    from loram_core.plan import ModelFingerprint
+    from loram_core.plan.apply import empty_model
+    from loram_core.plan.weight_store import WeightStore
+    from loram_core.structured import PruneContext
+
+    workdir = Path(workdir)
+    path = fam.save(workdir / "models")
+    config = load_config(path)
+    cfg = pruner_config(pruner, options)
+    streaming = bool(getattr(pruner, "streaming", False))
+    model = empty_model(config) if streaming else original_model(path)
+    before = None if streaming else {k: v.clone() for k, v in model.state_dict().items()}
+    store = WeightStore(Path(tempfile.mkdtemp(prefix="weights-", dir=workdir)))
+    context = PruneContext(
+        model_config=config,
+        arch=adapter_for(config),
+        fingerprint=ModelFingerprint.from_config(config, name_or_path=str(path)),
+        seed=seed,
+        calibration=TinyCalibration(config.vocab_size, seed),
+        progress=False,
+        tokenizer=load_tokenizer(path),
+        model_path=str(path),
+        weights=store,
+    )
+    plan = pruner.plan(model, cfg, context)
+    mutated = []
+    if before is not None:
+        after = model.state_dict()
+        mutated = [k for k, v in before.items() if k not in after or not torch.equal(after[k], v)]
+    return PruneOutcome(pruner, fam, dict(options), path, config, cfg, plan, store, streaming, mutated)
+
+
+def materialize(outcome: PruneOutcome, workdir: Path):
+    """The pruned model as the lifecycle builds it: weights written (in memory or streamed), then config + plan."""
+    from loram_core.checkpoint import CheckpointReader
+    from loram_core.lifecycle.pruned_weights import load_pruned_weights, save_pruned_model_weights, stream_pruned_weights
+    from loram_core.plan.apply import apply_plan, empty_model, materialize_pruned
+
+    folder = Path(tempfile.mkdtemp(prefix="pruned-", dir=workdir))
+    if outcome.streamed:
+        names = {n for n, _ in empty_model(outcome.config).named_parameters()}
+        stream_pruned_weights(CheckpointReader.open(outcome.model_path), outcome.plan, names, folder, outcome.store)
+    else:
+        model = apply_plan(original_model(outcome.model_path), outcome.plan, outcome.store)
+        save_pruned_model_weights(model, folder)
+    return materialize_pruned(outcome.config, outcome.plan, load_pruned_weights(folder))
+
+
+def fixed_batch(config, seed: int = 1, rows: int = 2, seq_len: int = 16) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(0, config.vocab_size, (rows, seq_len), generator=gen)
+
+
+@contextlib.contextmanager
+def scratch_dir(workdir: Path | None):
+    """``workdir`` as is, or a temporary folder removed afterwards."""
+    if workdir is not None:
+        Path(workdir).mkdir(parents=True, exist_ok=True)
+        yield Path(workdir)
+        return
+    with tempfile.TemporaryDirectory(prefix="loram-conformance-") as tmp:
+        yield Path(tmp)

@@ -1,0 +1,87 @@
+"""Importance of every unit of a coupling group, as LLM-Pruner estimates it.
+
+Per weight element (LLM-Pruner's ``TaylorImportance`` / ``MagnitudeImportance``, hf_llama_pruner.py):
+
+- ``param_first``  ``|w * g|``, with ``g`` the gradient of the mean LM loss over the calibration samples;
+- ``param_second`` ``|w * a * w|``, with ``a = mean_i g_i**2`` the diagonal Fisher approximation of the
+  Hessian from per-sample gradients ``g_i`` (LLM-Pruner writes ``w * acc_grad * w``, without a 1/2);
+- ``param_mix``    ``|w * g - 0.5 * w * a * w|``, the second-order Taylor expansion of the loss change;
+- ``l1`` / ``l2``  ``|w|`` / ``w**2`` (LLM-Pruner's ``p``-norm importance, summed without the root).
+
+A unit's importance in one member is the sum of its elements there (``salience.abs().sum(...)``); the
+members of the group (q/k/v/o, or gate/up/down) are then aggregated by sum, mean, max or product.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import attrs
+import torch
+
+from loram_core.arch import CouplingGroup
+from loram_core.errors import LoramError
+
+
+@attrs.frozen(eq=False)
+class GradientStats:
+    """Calibration statistics of one weight, in fp32 and the weight's shape."""
+
+    grad: torch.Tensor  # mean over samples of the per-sample gradient (= gradient of the mean loss)
+    grad_sq: torch.Tensor | None = None  # mean over samples of the squared per-sample gradient
+
+
+def element_importance(weight: torch.Tensor, criterion: str, stats: GradientStats | None = None) -> torch.Tensor:
+    """Importance of every element of ``weight`` (same shape, fp32, non-negative)."""
+    w = weight.detach().float()
+    if criterion == "l1":
+        return w.abs()
+    if criterion == "l2":
+        return w.square()
+    if stats is None:
+        raise LoramError(f"criterion '{criterion}' needs calibration gradients, and none were computed")
+    first = w * stats.grad
+    if criterion == "param_first":
+        return first.abs()
+    if stats.grad_sq is None:
+        raise LoramError(f"criterion '{criterion}' needs squared per-sample gradients, and none were computed")
+    second = w * stats.grad_sq * w
+    if criterion == "param_second":
+        return second.abs()
+    if criterion == "param_mix":
+        return (first - 0.5 * second).abs()
+    raise LoramError(f"unknown importance criterion '{criterion}'")
+
+
+def aggregate(per_member: torch.Tensor, how: str) -> torch.Tensor:
+    """``[members, units]`` -> ``[units]``; ``prod`` multiplies plainly in fp64, as LLM-Pruner does
+    (``torch.prod``): the ranking equals that of the sum of logs, and a zero member still gives zero."""
+    per_member = per_member.double()
+    if how == "sum":
+        return per_member.sum(0)
+    if how == "mean":
+        return per_member.mean(0)
+    if how == "max":
+        return per_member.max(0).values
+    if how == "prod":
+        return per_member.prod(0)
+    raise LoramError(f"unknown aggregation '{how}'")
+
+
+def unit_importance(
+    model,
+    group: CouplingGroup,
+    criterion: str,
+    aggregation: str,
+    stats: Mapping[str, GradientStats] | None = None,
+) -> torch.Tensor:
+    """One fp64 score per unit of ``group``: element importance summed per member, then aggregated."""
+    per_member = []
+    for member in group.members:
+        weight = model.get_submodule(member.module).weight
+        member_stats = None if stats is None else stats.get(member.module)
+        elements = element_importance(weight, criterion, member_stats)
+        # Units are contiguous, unit-major blocks of rows ("out") or columns ("in") of W.
+        elements = elements if member.axis == "out" else elements.t()
+        per_member.append(elements.reshape(group.units, -1).sum(1, dtype=torch.float64))
+    return aggregate(torch.stack(per_member), aggregation)

@@ -1,0 +1,98 @@
+"""Unit scores -> which units go: per layer (uniform shapes) or globally across layers, as a slice plan."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import attrs
+import torch
+
+from loram_core.arch import CouplingGroup
+from loram_core.plan import PrunePlan, PrunerInfo, SliceEntry
+from loram_core.structured import layer_range, structured_plan
+
+
+def groups_to_prune(cfg, ctx) -> list[CouplingGroup]:
+    """The enabled coupling groups of the layer range that lose at least one unit at ``cfg.ratio``."""
+    return [
+        group
+        for layer in layer_range(cfg, ctx)
+        for group in ctx.arch.groups(ctx.model_config, layer)
+        if getattr(cfg, group.kind, True) and group.removed(cfg.ratio) > 0
+    ]
+
+
+def layer_ranking_plan(model, cfg, ctx, info: PrunerInfo, scores: Mapping[str, torch.Tensor]) -> PrunePlan:
+    """Every group loses ``group.removed(ratio)`` of its lowest-scoring units: the core's uniform plan."""
+    return structured_plan(model, cfg, ctx, info, lambda group: scores[group.name])
+
+
+def global_removal(groups: list[CouplingGroup], scores: Mapping[str, torch.Tensor], ratio: float) -> dict[str, torch.Tensor]:
+    """Removed units per group when the units of all ``groups`` compete on raw score.
+
+    The budget is what per-layer ranking would remove in total (so the overall ratio is the same); each
+    group keeps at least one unit. Raw, unnormalized scores are compared, as LLM-Pruner's global pruning
+    does (its ``TaylorImportance`` has no normalizer by default). On a tie the earlier layer / lower index is
+    kept, as the core's ``keep_units`` keeps the lower index.
+    """
+    budget = sum(g.removed(ratio) for g in groups)
+    flat = torch.cat([scores[g.name].double() for g in groups])
+    owner = torch.cat([torch.full((g.units,), i, dtype=torch.int64) for i, g in enumerate(groups)])
+    local = torch.cat([torch.arange(g.units) for g in groups])
+    cap = torch.tensor([g.units - 1 for g in groups])  # never a whole group
+    # Least important first; the flip of a stable descending sort puts tied later units before earlier ones.
+    order = torch.argsort(flat, descending=True, stable=True).flip(0)
+    # Rank of each unit inside its own group, in that same order: group the sorted list by owner
+    # (stable, so score order survives), then count from each group's start.
+    owner_sorted = owner[order]
+    by_owner = torch.argsort(owner_sorted, stable=True)
+    starts = torch.cumsum(torch.tensor([0] + [g.units for g in groups[:-1]]), 0)
+    rank = torch.empty_like(order)
+    rank[by_owner] = torch.arange(order.numel()) - starts[owner_sorted[by_owner]]
+    eligible = rank < cap[owner_sorted]
+    chosen = order[eligible][:budget]
+    return {
+        g.name: local[chosen[owner[chosen] == i]].sort().values for i, g in enumerate(groups)
+    }
+
+
+def global_ranking_plan(
+    model, cfg, ctx, info: PrunerInfo, groups: list[CouplingGroup], scores: Mapping[str, torch.Tensor]
+) -> PrunePlan:
+    """One competition per kind (KV groups with KV groups, MLP channels with MLP channels) across layers."""
+    removed: dict[str, torch.Tensor] = {}
+    for kind in sorted({g.kind for g in groups}):
+        removed.update(global_removal([g for g in groups if g.kind == kind], scores, cfg.ratio))
+    kept = {}
+    for g in groups:
+        mask = torch.ones(g.units, dtype=torch.bool)
+        mask[removed[g.name]] = False
+        kept[g.name] = mask.nonzero().flatten()
+    layers = layer_range(cfg, ctx)
+    info = attrs.evolve(info, params={**info.params, "layers": [layers.start, layers.stop]})
+    return plan_from_kept(model, ctx, info, groups, kept)
+
+
+def plan_from_kept(model, ctx, info: PrunerInfo, groups: list[CouplingGroup], kept: Mapping[str, torch.Tensor]) -> PrunePlan:
+    """Slice entries for every member of every group that loses units (coupled axes share the unit set)."""
+    slices: dict[str, dict[str, torch.Tensor]] = {}
+    shapes: dict[str, tuple[int, int]] = {}
+    for group in groups:
+        units = kept[group.name]
+        if units.numel() == group.units:
+            continue
+        for member in group.members:
+            axis = "keep_out" if member.axis == "out" else "keep_in"
+            slices.setdefault(member.module, {})[axis] = group.channels(member, units)
+            shapes[member.module] = tuple(model.get_submodule(member.module).weight.shape)
+    entries = {m: SliceEntry(shape=shapes[m], **axes) for m, axes in slices.items()}
+    return PrunePlan(base=ctx.fingerprint, pruner=info, pattern="structured", entries=entries)
+
+
+def kept_units(plan: PrunePlan, group: CouplingGroup) -> torch.Tensor:
+    """The units of ``group`` that ``plan`` keeps (all of them when the group is not in the plan)."""
+    member = group.members[0]
+    entry = plan.entries.get(member.module)
+    idx = None if entry is None else (entry.keep_out if member.axis == "out" else entry.keep_in)
+    return torch.arange(group.units) if idx is None else group.units_of(member, idx)
+

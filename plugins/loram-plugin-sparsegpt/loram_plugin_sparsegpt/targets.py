@@ -1,0 +1,48 @@
+"""Which layers and Linear modules a mask pruner prunes, and the plan parameters both pruners record."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from loram_core.errors import LoramError
+from loram_plugin_sparsegpt.config import MaskPruneConfig
+
+
+def layer_range(cfg: MaskPruneConfig, ctx) -> range:
+    """The configured ``[start, end)``, or every decoder layer."""
+    n = ctx.arch.num_layers(ctx.model_config)
+    start, end = cfg.layers if cfg.layers is not None else (0, n)
+    if end > n:
+        raise LoramError(f"layer range {start}:{end} is outside the model's {n} decoder layers")
+    return range(start, end)
+
+
+def layer_linears(layer: nn.Module, prefix: str, cfg: MaskPruneConfig) -> dict[str, nn.Linear]:
+    """Full module name -> Linear for the configured module names (``q_proj``, ...) inside ``layer``."""
+    found = {f"{prefix}.{name}": m for name, m in layer.named_modules()
+             if isinstance(m, nn.Linear) and name.rsplit(".", 1)[-1] in cfg.modules}
+    present = {name.rsplit(".", 1)[-1] for name in found}
+    missing = [m for m in cfg.modules if m not in present]
+    if missing:
+        have = sorted({n.rsplit(".", 1)[-1] for n, m in layer.named_modules() if isinstance(m, nn.Linear)})
+        raise LoramError(f"{prefix} has no Linear named {', '.join(missing)} (it has: {', '.join(have)})")
+    nm = cfg.nm
+    if nm is not None:
+        for name, linear in found.items():
+            if linear.in_features % nm[1]:
+                raise LoramError(f"{name}: pattern {cfg.pattern} needs in_features ({linear.in_features}) divisible by {nm[1]}")
+    return found
+
+
+def plan_params(cfg: MaskPruneConfig, layers: range) -> dict:
+    """The resolved options a plan records (the ratio as applied: N/M for an N:M pattern)."""
+    nm = cfg.nm
+    return {
+        "ratio": nm[0] / nm[1] if nm else cfg.ratio,
+        "pattern": cfg.pattern,
+        "layers": [layers.start, layers.stop],
+        "modules": list(cfg.modules),
+        "per_row": cfg.per_row,
+        # masks keep shapes: the pruned count is the paper's theoretical (▲) one; training holds the full model
+        "masks_reduce_training_memory": False,
+    }

@@ -1,0 +1,384 @@
+"""The conformance suite: the core's own plugins pass it, deliberately broken ones fail it with the rule named."""
+
+import attrs
+import pytest
+import torch
+
+from loram_core import hookimpl, registry
+from loram_core.builtin.magnitude import MagnitudePruner
+from loram_core.plan import PrunePlan, PrunerInfo
+from loram_core.structured import StructuredConfig, structured_plan
+from loram_core.testing.conformance import (
+    FAMILIES,
+    PRUNER_CHECKS,
+    ConformanceError,
+    check_aligner,
+    check_pruner,
+    check_pruner_outcome,
+    check_quantizer,
+    check_recoverer,
+    pruner_cases,
+    resolve,
+    run_pruner,
+)
+from loram_core.testing.conformance.harness import family
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.mark.parametrize("name", ["magnitude", "random", "none"])
+def test_core_pruners_keep_every_rule_on_every_tiny_model(name, tmp_path):
+    pruner = registry.get("pruner", name)
+    passed = check_pruner(pruner, workdir=tmp_path)
+    assert len(passed) == len(FAMILIES) * len(pruner_cases(pruner)) * len(PRUNER_CHECKS)
+
+
+@pytest.mark.parametrize("name", ["zero", "normal"])
+def test_core_recoverers_conform(name, tmp_path):
+    check_recoverer(registry.get("recoverer", name), workdir=tmp_path)
+
+
+# --- deliberately broken pruners -------------------------------------------------------------------------
+
+
+@attrs.frozen
+class BrokenCouplingPruner:
+    """Magnitude's plan without its k_proj entries: q/v/o drop a KV group that k_proj keeps."""
+
+    name: str = "broken-coupling"
+    config_cls: type = StructuredConfig
+    pattern: str = "structured"
+
+    def plan(self, model, config, context):
+        plan = MagnitudePruner().plan(model, config, context)
+        entries = {m: e for m, e in plan.entries.items() if not m.endswith("k_proj")}
+        return PrunePlan(base=plan.base, pruner=PrunerInfo(self.name, "0", plan.pruner.params), pattern=plan.pattern, entries=entries)
+
+
+@attrs.frozen
+class MissesRatioPruner:
+    """Removes half of what the ratio asks for."""
+
+    name: str = "misses-ratio"
+    config_cls: type = StructuredConfig
+    pattern: str = "structured"
+
+    def plan(self, model, config, context):
+        half = attrs.evolve(config, ratio=config.ratio / 2)
+        return structured_plan(model, half, context, PrunerInfo(self.name, "0", {"ratio": config.ratio}),
+                               lambda group: -torch.arange(group.units, dtype=torch.float32))
+
+
+@attrs.frozen
+class MutatingPruner:
+    """Zeroes what it prunes itself: the core must be the one that applies a plan."""
+
+    name: str = "mutating"
+    config_cls: type = StructuredConfig
+    pattern: str = "structured"
+
+    def plan(self, model, config, context):
+        plan = attrs.evolve(MagnitudePruner().plan(model, config, context), pruner=PrunerInfo(self.name, "0"))
+        with torch.no_grad():
+            model.model.layers[4].mlp.up_proj.weight.zero_()
+        return plan
+
+
+@attrs.frozen
+class UnseededPruner:
+    """Draws from the global RNG instead of the context's seed."""
+
+    name: str = "unseeded"
+    config_cls: type = StructuredConfig
+    pattern: str = "structured"
+
+    def plan(self, model, config, context):
+        return structured_plan(model, config, context, PrunerInfo(self.name, "0"), lambda group: torch.rand(group.units))
+
+
+def outcome_of(pruner, tmp_path, options=None):
+    return run_pruner(pruner, family("llama-gqa"), options or {"ratio": 0.5}, tmp_path)
+
+
+def test_a_broken_coupling_fails_validation_with_the_module_named(tmp_path):
+    outcome = outcome_of(BrokenCouplingPruner(), tmp_path)
+    with pytest.raises(ConformanceError, match=r"model\.layers\.4\.self_attn\.k_proj: breaks the coupling"):
+        check_pruner_outcome(outcome, "validates", tmp_path)
+    with pytest.raises(ConformanceError, match="broken-coupling"):
+        check_pruner(BrokenCouplingPruner(), families=FAMILIES[:1], workdir=tmp_path)
+
+
+def test_a_missed_ratio_fails_with_the_counts(tmp_path):
+    outcome = outcome_of(MissesRatioPruner(), tmp_path)
+    check_pruner_outcome(outcome, "validates", tmp_path)  # a valid plan: only the amount is wrong
+    # KV groups: floor(4 * 0.25) = 1 removed where floor(4 * 0.5) = 2 are asked for
+    with pytest.raises(ConformanceError, match=r"model\.layers\.4\.self_attn: removes 1 of 4 attention units; ratio 0\.5 asks for 2"):
+        check_pruner_outcome(outcome, "ratio", tmp_path)
+
+
+def test_an_explicit_layer_range_must_be_covered(tmp_path):
+    outcome = outcome_of(MagnitudePruner(), tmp_path, {"ratio": 0.5, "layers": (2, 6)})
+    check_pruner_outcome(outcome, "ratio", tmp_path)
+    shifted = attrs.evolve(outcome, options={"ratio": 0.5, "layers": (1, 6)})
+    with pytest.raises(ConformanceError, match="asked for layers 1:6, the plan records 2:6"):
+        check_pruner_outcome(shifted, "ratio", tmp_path)
+
+
+def test_a_pruner_that_applies_its_own_plan_fails(tmp_path):
+    with pytest.raises(ConformanceError, match=r"plan\(\) changed the model's model\.layers\.4\.mlp\.up_proj\.weight"):
+        check_pruner_outcome(outcome_of(MutatingPruner(), tmp_path), "decides_only", tmp_path)
+
+
+def test_an_unseeded_pruner_fails_determinism(tmp_path):
+    with pytest.raises(ConformanceError, match="two runs with the same seed give different plans"):
+        check_pruner_outcome(outcome_of(UnseededPruner(), tmp_path), "deterministic", tmp_path)
+
+
+def test_mask_counts_are_checked_per_group(tmp_path):
+    """A 2:4 plan whose masks keep 3 of 4 in some groups is caught with the counts (MaskEntry only checks >= N)."""
+    from loram_core.plan import MaskEntry
+
+    outcome = outcome_of(registry.get("pruner", "magnitude"), tmp_path)
+    module = "model.layers.4.mlp.up_proj"
+    mask = torch.ones(96, 64, dtype=torch.bool)
+    mask.view(96, 16, 4)[:, :, :3] = False  # 3 zeros in every group of 4: more than 2:4 says
+    plan = PrunePlan(base=outcome.plan.base, pruner=PrunerInfo("magnitude", "0"), pattern="2:4",
+                     entries={module: MaskEntry(mask=mask, pattern="2:4")})
+    broken = attrs.evolve(outcome, plan=plan, pruner=MagnitudePruner(pattern="2:4"))
+    with pytest.raises(ConformanceError, match=r"up_proj: 2:4 needs exactly 2 zeros in every 4 weights of a row; found groups with 3 to 3"):
+        check_pruner_outcome(broken, "ratio", tmp_path)
+
+
+def test_a_plan_whose_entries_share_an_index_tensor_round_trips(tmp_path):
+    """gate/up/down keeping the same channels may hold one tensor; saving must not trip over shared storage."""
+    from loram_core.plan import SliceEntry
+
+    outcome = outcome_of(MagnitudePruner(), tmp_path)
+    keep = torch.arange(0, 96, 2)
+    mlp = "model.layers.4.mlp"
+    entries = {**outcome.plan.entries, f"{mlp}.gate_proj": SliceEntry((96, 64), keep_out=keep),
+               f"{mlp}.up_proj": SliceEntry((96, 64), keep_out=keep), f"{mlp}.down_proj": SliceEntry((64, 96), keep_in=keep)}
+    shared = attrs.evolve(outcome, plan=attrs.evolve(outcome.plan, entries=entries))
+    assert shared.plan.entries[f"{mlp}.up_proj"].keep_out is shared.plan.entries[f"{mlp}.down_proj"].keep_in
+    check_pruner_outcome(shared, "round_trip", tmp_path)
+
+
+def test_the_recovery_invariant_catches_a_wrong_scatter(tmp_path):
+    """§3 checked exactly: recovery that puts lora_B rows in the wrong places fails with the module named."""
+    import peft
+
+    from loram_core.plan.fingerprint import linear_shapes
+    from loram_core.recover import recover_adapter
+    from loram_core.testing.conformance.harness import materialize
+    from loram_core.testing.conformance.recovery_checks import check_invariant, integer_lora, lora_targets
+
+    outcome = outcome_of(MagnitudePruner(), tmp_path)
+    small = integer_lora(materialize(outcome, tmp_path), lora_targets(outcome.plan, outcome.config))
+    state = {k: v.detach().clone() for k, v in peft.get_peft_model_state_dict(small).items()}
+    shapes = linear_shapes(outcome.config)
+    recovered = recover_adapter(state, outcome.plan, shapes, registry.get("recoverer", "zero"))
+    check_invariant("test", outcome.plan, shapes, state, recovered)
+    key = next(k for k in recovered if "layers.4.mlp.up_proj.lora_B" in k)
+    recovered[key] = recovered[key].roll(1, dims=0)
+    with pytest.raises(ConformanceError, match=r"model\.layers\.4\.mlp\.up_proj: recovered delta differs"):
+        check_invariant("test", outcome.plan, shapes, state, recovered)
+
+
+# --- quantizers, aligners, recoverers -------------------------------------------------------------------
+
+
+@attrs.frozen
+class GridConfig:
+    bits: int = 4
+
+
+@attrs.frozen
+class GridQuantizer:
+    """Rounds each decoder Linear's rows to 2**bits levels (simulated quantization, fp32 storage)."""
+
+    name: str = "grid"
+    config_cls: type = GridConfig
+    zero_instead: bool = False
+
+    def quantize(self, model, config):
+        levels = 2**config.bits - 1
+        with torch.no_grad():
+            for name, module in model.named_modules():
+                if isinstance(module, torch.nn.Linear) and ".layers." in name:
+                    w = module.weight
+                    if self.zero_instead:
+                        w.normal_(0, 1)  # "quantized" to noise
+                        continue
+                    lo, hi = w.min(1, keepdim=True).values, w.max(1, keepdim=True).values
+                    step = (hi - lo).clamp_min(1e-8) / levels
+                    w.copy_(((w - lo) / step).round() * step + lo)
+        return model
+
+
+def test_quantizer_contract(tmp_path):
+    check_quantizer(GridQuantizer(), workdir=tmp_path / "ok")
+    with pytest.raises(ConformanceError, match=r"quantizer 'grid': quantized logits are \d+% off"):
+        check_quantizer(GridQuantizer(zero_instead=True), workdir=tmp_path / "noise")
+    with pytest.raises(ConformanceError, match="bits must be an integer in 1..16"):
+        check_quantizer(GridQuantizer(), options={"bits": 0}, workdir=tmp_path / "bits")
+
+
+@attrs.frozen
+class StepsConfig:
+    steps: int = 2
+
+
+@attrs.frozen
+class SGDAligner:
+    """A few SGD steps of next-token loss on random windows: trains the pruned model in place."""
+
+    name: str = "sgd"
+    config_cls: type = StepsConfig
+    mode: str = "train"
+
+    def align(self, model, config, context):
+        if self.mode == "noop":
+            return {"steps": 0}
+        if self.mode == "reshape":
+            model.model.layers[4].mlp.up_proj = torch.nn.Linear(64, 10, bias=False)
+            return {}
+        gen = torch.Generator().manual_seed(context.seed)
+        opt = torch.optim.SGD(model.parameters(), lr=1e-2)
+        for _ in range(config.steps):
+            batch = torch.randint(0, context.original_config.vocab_size, (2, 16), generator=gen)
+            model(input_ids=batch, labels=batch).loss.backward()
+            opt.step()
+            opt.zero_grad()
+        return {"dataset": "random", "steps": config.steps, "ppl_before": 2.0, "ppl_after": 1.5}
+
+
+def test_aligner_contract(tmp_path):
+    check_aligner(SGDAligner(), workdir=tmp_path / "ok")
+    with pytest.raises(ConformanceError, match="left every weight unchanged"):
+        check_aligner(SGDAligner(mode="noop"), workdir=tmp_path / "noop")
+    with pytest.raises(ConformanceError, match="changed the pruned model's parameters or shapes"):
+        check_aligner(SGDAligner(mode="reshape"), workdir=tmp_path / "reshape")
+
+
+@attrs.frozen
+class TransposedFill:
+    name: str = "transposed"
+
+    def fill(self, shape, *, factor, dtype, generator=None):
+        return torch.zeros(tuple(reversed(shape)), dtype=dtype)
+
+
+def test_recoverer_contract_rejects_a_wrong_shape(tmp_path):
+    with pytest.raises(ConformanceError, match=r"recoverer 'transposed': fill\(\(4, 24\), factor=lora_A"):
+        check_recoverer(TransposedFill(), workdir=tmp_path)
+
+
+# --- naming what to check ------------------------------------------------------------------------------
+
+
+def test_resolve_by_object_name_plugin_name_and_entry_point(monkeypatch):
+    from loram_core import plugins
+    from loram_core.errors import LoramError
+    from loram_core.testing.conformance import targets
+
+    assert [(t.kind, t.name) for t in resolve("magnitude")] == [("pruner", "magnitude")]
+    assert [(t.kind, t.name) for t in resolve("loram_core.builtin.recoverers")] == [("recoverer", "normal"), ("recoverer", "zero")]
+
+    class Plugin:
+        @hookimpl
+        def register_pruners(self, register):
+            register(MissesRatioPruner())
+
+    class FakeEntryPoint:
+        name = "fake-dist"
+
+        def load(self):
+            return Plugin()
+
+    monkeypatch.setattr(targets, "entry_points", lambda group: [FakeEntryPoint()] if group == "loram" else [])
+    try:
+        assert [(t.kind, t.name, t.plugin) for t in resolve("fake-dist")] == [("pruner", "misses-ratio", "fake-dist")]
+    finally:
+        plugins.pm.unregister(name="fake-dist")
+    with pytest.raises(LoramError, match=r"--loram-plugin nope: no such plugin.*\(known: .*magnitude"):
+        resolve("nope")
+
+
+# --- the pytest plugin ---------------------------------------------------------------------------------
+
+BROKEN_CONFTEST = '''
+from loram_core import hookimpl, plugins
+from test_conformance import BrokenCouplingPruner, MissesRatioPruner
+
+
+class Broken:
+    @hookimpl
+    def register_pruners(self, register):
+        register(BrokenCouplingPruner())
+        register(MissesRatioPruner())
+
+
+def pytest_configure(config):
+    plugins.load_plugins()
+    plugins.pm.register(Broken(), name="broken")
+
+
+def pytest_unconfigure(config):
+    plugins.pm.unregister(name="broken")
+'''
+
+
+def test_suite_run_by_pytest_fails_the_broken_pruners_on_the_broken_rules(pytester, monkeypatch):
+    monkeypatch.syspath_prepend(str(__import__("pathlib").Path(__file__).parent))
+    pytester.makeconftest(BROKEN_CONFTEST)
+    result = pytester.runpytest("-p", "loram_core.testing.pytest_plugin", "--loram-plugin", "broken-coupling",
+                                "--loram-plugin", "misses-ratio", "--loram-family", "llama-gqa", "-p", "no:cacheprovider",
+                                "--tb=short")
+    cases = len(pruner_cases(BrokenCouplingPruner()))
+    # broken coupling: validates, runs and recovery fail in every case; the ratio is off in every case of the other
+    result.assert_outcomes(failed=4 * cases, passed=(2 * len(PRUNER_CHECKS) - 4) * cases, skipped=3)
+    result.stdout.fnmatch_lines([
+        "*_ test_pruner[[]broken-coupling-llama-gqa-ratio=0.5-validates[]] _*",
+        "E   *ConformanceError: pruner 'broken-coupling' on tiny llama-gqa (ratio=0.5): the core rejects the plan: "
+        "model.layers.4.self_attn.k_proj: breaks the coupling of model.layers.4.self_attn*",
+        "*_ test_pruner[[]misses-ratio-llama-gqa-ratio=0.5-ratio[]] _*",
+        "E   *ConformanceError: pruner 'misses-ratio' on tiny llama-gqa (ratio=0.5): "
+        "model.layers.4.self_attn: removes 1 of 4 attention units; ratio 0.5 asks for 2*",
+    ])
+
+
+def test_pytest_plugin_rejects_an_unknown_name(pytester):
+    result = pytester.runpytest("--loram-plugin", "nope", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--loram-plugin nope: no such plugin*"])
+
+
+def test_loram_register_fixture_registers_for_one_test(pytester):
+    pytester.makepyfile('''
+        from loram_core import registry
+        from loram_core.builtin import magnitude
+
+        class Alias:
+            from loram_core import hookimpl
+
+            @hookimpl
+            def register_pruners(self, register):
+                register(magnitude.MagnitudePruner(name="mag2"))
+
+        def test_registered(loram_register):
+            loram_register(Alias(), "alias")
+            assert registry.get("pruner", "mag2").name == "mag2"
+
+        def test_gone_afterwards():
+            assert "mag2" not in registry.collect("pruner")
+    ''')
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+
+
+def test_plugin_loads_with_dash_p_when_autoload_is_off(pytester, monkeypatch):
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    result = pytester.runpytest_subprocess("-p", "loram_core.testing.pytest_plugin", "--loram-plugin", "none",
+                                           "--loram-family", "llama-gqa", "--collect-only", "-q", "-p", "no:cacheprovider")
+    # the pruner's rules, and one skipped placeholder each for quantizers, aligners and recoverers (none named)
+    result.stdout.fnmatch_lines(["*test_pruner[[]none-llama-gqa-defaults-validates[]]", "*test_recoverer[[]none[]]",
+                                 f"{len(PRUNER_CHECKS) + 3} tests collected*"])
