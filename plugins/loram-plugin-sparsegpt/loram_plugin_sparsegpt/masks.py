@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 
@@ -45,3 +46,22 @@ def n_of_m(scores: torch.Tensor, n: int, m: int) -> torch.Tensor:
     mask = torch.zeros(groups.shape, dtype=torch.bool)
     mask.scatter_(2, torch.argsort(groups, dim=2, stable=True)[..., :n], True)
     return mask.view(rows, cols)
+
+
+class PackedMasks:
+    """Masks held at one bit per weight while later layers are pruned (a bool tensor takes a byte), unpacked
+    once into the plan at the end: for SmolLM2 at all 30 layers that is 13 MB instead of 106 MB while the
+    calibration activations are still resident."""
+
+    def __init__(self):
+        self._packed: dict[str, tuple[np.ndarray, tuple[int, ...]]] = {}
+
+    def add(self, name: str, mask: torch.Tensor) -> None:
+        self._packed[name] = (np.packbits(mask.numpy().ravel()), tuple(mask.shape))
+
+    def unpack(self) -> dict[str, torch.Tensor]:
+        out = {}
+        for name, (bits, shape) in self._packed.items():
+            n = int(np.prod(shape))
+            out[name] = torch.from_numpy(np.unpackbits(bits, count=n).reshape(shape).astype(bool))
+        return out

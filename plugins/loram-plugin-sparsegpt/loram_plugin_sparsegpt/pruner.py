@@ -22,6 +22,7 @@ from loram_core.errors import LoramError
 from loram_core.plan import MaskEntry, PrunePlan, PrunerInfo
 from loram_plugin_sparsegpt.config import SparseGPTConfig
 from loram_plugin_sparsegpt.hessian import InputStatistics
+from loram_plugin_sparsegpt.masks import PackedMasks
 from loram_plugin_sparsegpt.progress import layer_progress, print_layer_table
 from loram_plugin_sparsegpt.sequential import stream_layers
 from loram_plugin_sparsegpt.sparsegpt import sparsegpt_prune
@@ -49,12 +50,12 @@ class SparseGPTPruner:
         ids = context.calibration(samples=config.samples, seq_len=config.seq_len, data=config.data)
         params.update(percdamp=config.percdamp, blocksize=config.blocksize, samples=int(ids.shape[0]),
                       seq_len=int(ids.shape[1]), data=config.data, batch_size=config.batch_size)
-        entries: dict[str, MaskEntry] = {}
+        keep_masks = PackedMasks()
         errors: dict[str, dict[str, float]] = {}
         rows: list[dict] = []
         title = f"sparsegpt {config.pattern}"
         if len(layers) == 0 or params["ratio"] == 0:
-            return self._plan(context, params, errors, entries)
+            return self._plan(context, params, errors, keep_masks)
         reader = CheckpointReader.open(context.model_path) if context.model_path else None
 
         with layer_progress(context.progress, layers.stop, title) as bar:
@@ -80,7 +81,7 @@ class SparseGPTPruner:
                     linear.weight.data.copy_(result.weight)  # the next layer's inputs come from the pruned layer
                     if context.weights is not None:
                         context.weights.put(name, result.weight)
-                    entries[name] = MaskEntry(mask=result.keep, pattern=config.pattern)
+                    keep_masks.add(name, result.keep)
                     error, energy = error + result.error, energy + result.output_energy
                     pruned, numel = pruned + int(result.pruned.sum()), numel + result.pruned.numel()
                 relative = error / energy if energy > 0 else 0.0
@@ -102,9 +103,10 @@ class SparseGPTPruner:
             stream_layers(model, ids, stop=layers.stop, batch_size=config.batch_size, reader=reader,
                           visit=visit, after=after)
         print_layer_table(rows, title, context.progress)
-        return self._plan(context, params, errors, entries)
+        return self._plan(context, params, errors, keep_masks)
 
-    def _plan(self, context, params: dict, errors: dict, entries: dict) -> PrunePlan:
+    def _plan(self, context, params: dict, errors: dict, keep_masks: PackedMasks) -> PrunePlan:
         info = PrunerInfo(self.name, __version__, {**params, "layer_errors": errors})
+        entries = {name: MaskEntry(mask=mask, pattern=params["pattern"]) for name, mask in keep_masks.unpack().items()}
         return PrunePlan(base=context.fingerprint, pruner=info, pattern=params["pattern"], entries=entries)
 

@@ -7,7 +7,7 @@ from loram_core.configs import build_config
 from loram_core.errors import LoramError
 from loram_plugin_sparsegpt.config import MaskPruneConfig, SparseGPTConfig
 from loram_plugin_sparsegpt.magnitude import magnitude_pruned
-from loram_plugin_sparsegpt.masks import pruned_count
+from loram_plugin_sparsegpt.masks import PackedMasks, pruned_count
 from loram_plugin_sparsegpt.sparsegpt import reconstruction_error, sparsegpt_prune
 from sparsegpt_helpers import correlated_inputs
 
@@ -196,3 +196,13 @@ def test_matches_the_reference_implementation(layer, nm):
     result = prune(layer, nm=nm)
     assert torch.equal(result.pruned, expected_pruned)
     torch.testing.assert_close(result.weight, expected_w, rtol=0, atol=1e-5)  # fp32 rounding order only
+
+
+def test_packed_masks_unpack_to_the_same_masks():
+    gen = torch.Generator().manual_seed(3)
+    masks = {"a": torch.rand(7, 13, generator=gen) > 0.5, "b": torch.rand(4, 8, generator=gen) > 0.3}
+    packed = PackedMasks()
+    for name, mask in masks.items():
+        packed.add(name, mask)
+    out = packed.unpack()
+    assert out.keys() == masks.keys() and all(torch.equal(out[k], masks[k]) for k in masks)
