@@ -67,6 +67,10 @@ def train_in_own_process(folder: Path, args, quantized: bool) -> dict:
              "--checkpoint-every", str(args.steps + 1), "--no-progress", "--json"]  # no checkpoint I/O in the timing
     if quantized:
         flags += ["--quantizer", args.quantizer]
+    if args.gradient_checkpointing:
+        flags += ["--gradient-checkpointing"]
+    if args.loss_chunk:
+        flags += ["--loss-chunk", str(args.loss_chunk)]
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)
@@ -99,7 +103,9 @@ def print_table(rows: list[dict], args, console: Console) -> None:
     base = rows[0]
     table = Table(title=f"training memory on {args.model}: batch {args.batch_size} x {args.seq_len} tokens, "
                         f"{args.steps} steps, {args.pruner} ratio {args.ratio}, quantizer {args.quantizer}, "
-                        f"{args.threads or os.environ.get('OMP_NUM_THREADS', 'default')} thread(s)")
+                        f"{args.threads or os.environ.get('OMP_NUM_THREADS', 'default')} thread(s)"
+                        + (", gradient checkpointing" if args.gradient_checkpointing else "")
+                        + (f", loss in chunks of {args.loss_chunk} tokens" if args.loss_chunk else ""))
     table.caption = "; ".join(f"{label}: {what}" for label, what, _, _ in CONFIGS) + \
         ". reduction: original / pruned, a 4-bit parameter counted as a quarter (the paper's formula). " \
         f"load 1m: the machine's 1-minute load average after the run ({os.cpu_count()} CPUs)"
@@ -129,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--gradient-checkpointing", action="store_true", help="every run recomputes layers in backward")
+    p.add_argument("--loss-chunk", type=int, default=0, metavar="TOKENS", help="every run computes the loss in chunks")
     p.add_argument("--threads", type=int, default=None,
                    help="OMP_NUM_THREADS of the training processes (on a shared machine, 1 keeps tokens/s steady)")
     p.add_argument("--work", type=Path, default=Path("runs/bench-memory"), help="run directories (kept)")

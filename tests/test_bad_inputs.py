@@ -115,6 +115,14 @@ def case_missing_tokenizer(root, base):
     return ["prune", str(root / "x"), *base, "--model", str(root / "notok")]
 
 
+def case_published_other_base(root, base):
+    out = root / "published"
+    if not (out / "loram_published.json").is_file():
+        assert main(["publish", str(root / "done"), str(out)]) == 0
+    save_tiny_model(root / "retrained", seed=5)  # the base's architecture and config, other weights
+    return ["run", "--pruned", str(out), "--out", str(root / "x"), *base, "--model", str(root / "retrained")]
+
+
 def case_other_schema(root, base):
     run = _copy_run(root, "schema")
     doc = json.loads((run / "run.json").read_text())
@@ -150,6 +158,8 @@ CASES = [
     ("empty dataset", case_empty_dataset, "is empty"),
     ("too-short dataset", case_too_short_dataset, "too little text"),
     ("missing tokenizer", case_missing_tokenizer, "has no tokenizer"),
+    ("published pruned model with another base fingerprint", case_published_other_base,
+     "differs in its weights (weights_digest"),
     ("RUN_DIR of another schema version", case_other_schema, "was written by run-dir schema 99"),
     ("recipe with an unknown key", case_recipe_unknown_key, "unknown key(s) ratoi"),
     ("out of disk while writing", case_out_of_disk, "no space left on the device"),

@@ -21,6 +21,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ratio", type=float, default=S, help="fraction of KV groups / MLP channels removed (default 0.5)")
     g.add_argument("--layers", default=S, metavar="START:END", help="decoder layers to prune (default: first 4 and last 2 dense)")
     g.add_argument("--pruner-opt", action="append", default=S, metavar="KEY=VALUE", dest="pruner_options", help="pruner config option (repeatable)")
+    g.add_argument("--pruned", default=S, metavar="FOLDER", help="start from a folder written by 'loram publish' instead of pruning (its base must be --model)")
     g.add_argument("--quantizer", default=S, help="quantizer plugin for the pruned model (QLoRAM)")
     g.add_argument("--quantizer-opt", action="append", default=S, metavar="KEY=VALUE", dest="quantizer_options")
     g.add_argument("--aligner", default=S, help="aligner plugin (continual pre-training of the pruned model)")
@@ -45,6 +46,8 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     t.add_argument("--calibration-samples", type=int, default=S)
     t.add_argument("--no-merge", dest="merge", action="store_false", default=S, help="skip writing merged/")
     t.add_argument("--grad-accum", type=int, default=S, help="micro-steps per update (global batch = batch size x processes x this)")
+    t.add_argument("--gradient-checkpointing", action="store_true", default=S, help="recompute decoder layers in backward: less activation memory, ~30%% more compute")
+    t.add_argument("--loss-chunk", type=int, default=S, metavar="TOKENS", help="compute the loss over this many tokens at a time, so the logits never exist whole (0: off)")
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default=S, help="where training and evaluation run (default auto: CUDA when visible)")
     t.add_argument("--dtype", choices=("auto", "fp32", "bf16", "fp16"), default=S, help="model dtype for training and evaluation (default auto: bf16 on GPUs that support it, fp32 on CPU)")
 

@@ -19,7 +19,8 @@ STAGES = ("prune", "align", "train", "recover", "merge", "eval")
 
 def _plugins_used(settings) -> dict:
     used = {}
-    for kind, name in (("pruner", settings.pruner), ("quantizer", settings.quantizer),
+    pruner = None if settings.pruned else settings.pruner  # a published folder was pruned by its publisher
+    for kind, name in (("pruner", pruner), ("quantizer", settings.quantizer),
                        ("aligner", settings.aligner), ("recoverer", settings.recoverer)):
         if name:
             found = registry.collect(kind)
@@ -104,6 +105,32 @@ def add_commands(sub) -> None:
         add_run_flags(p)
         _common(p)
         p.set_defaults(func=lambda a, _s=stage: do_stages(a.run_dir, a, (_s,), inherit=True))
+    pub = sub.add_parser("publish", help="write a run's plan and pruned (aligned) weights as a folder others train on",
+                         description="OUT gets plan/, pruned/, loram_published.json and a model card (README.md); "
+                                     "'loram run --pruned OUT --model BASE' then skips pruning.")
+    pub.add_argument("run_dir", metavar="RUN_DIR", type=Path)
+    pub.add_argument("out", metavar="OUT", type=Path)
+    pub.add_argument("--json", action="store_true", help="print the published card as JSON")
+    pub.set_defaults(func=cmd_publish)
+
+
+def cmd_publish(args) -> int:
+    from loram_core.lifecycle.publish import publish_run
+    from loram_core.lifecycle.settings import make_settings, read_run_json
+
+    run = RunDir(args.run_dir)
+    _check_schema(run)
+    res = Resources(make_settings(read_run_json(run.root), source=str(run.run_json)), progress=False)
+    card = publish_run(run.root, args.out, res.config, res.model_path)
+    if args.json:
+        print(json.dumps(card, indent=2))
+    else:
+        align = card["align"]
+        Console().print(f"published {args.out}: {card['prune']['pruner']['name']} ratio {card['ratio']}, "
+                        f"{card['prune']['params_pruned']:,} of {card['prune']['params_original']:,} parameters, "
+                        + (f"aligned by {align['aligner']} on {align['dataset']}" if align else "not aligned")
+                        + f"; train on it with: loram run --pruned {args.out} --model {card['base']['name_or_path']}")
+    return 0
 
 
 def _common(p) -> None:

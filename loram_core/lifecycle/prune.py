@@ -45,6 +45,10 @@ def prune_key(settings) -> str:
 
 def run_prune(run: RunDir, res: Resources, console=None) -> dict:
     s = res.settings
+    if s.pruned:
+        from loram_core.lifecycle.publish import use_published
+
+        return use_published(run, s, res.config, res.model_path)
     key = prune_key(s)
     done = run.done("prune", key, run.plan / "plan.json", run.pruned / PRUNED_META)
     if done:

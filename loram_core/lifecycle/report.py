@@ -17,7 +17,8 @@ def build_report(run: RunDir, settings, model_path: str) -> dict[str, Any]:
     prune = run.record("prune") or {}
     train = run.record("train") or {}
     ev = run.record("eval") or {}
-    align = run.record("align")
+    # A run started from a published folder carries the publisher's alignment, unless it aligned again.
+    align = run.record("align") or (prune.get("published") or {}).get("align")
     original = prune.get("params_original")
     pruned = prune.get("params_pruned")
     quant = train.get("quantizer")
@@ -29,7 +30,7 @@ def build_report(run: RunDir, settings, model_path: str) -> dict[str, Any]:
         "schema": REPORT_SCHEMA,
         "model": {"name": settings.model, "path": model_path, "params": original},
         "pruner": {
-            "name": settings.pruner,
+            "name": (prune.get("pruner") or {}).get("name", settings.pruner),
             # what the plan recorded wins: the pruner "none" removes nothing whatever --ratio said
             "ratio": ((prune.get("pruner") or {}).get("params") or {}).get("ratio", settings.ratio),
             "pattern": prune.get("pattern"),

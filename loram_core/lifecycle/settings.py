@@ -23,6 +23,8 @@ class RunSettings:
     model: str = "smollm2-135m"
     data: str = "shakespeare"
     pruner: str = "magnitude"
+    # A folder written by `loram publish`: its plan and (aligned) pruned weights replace the prune stage.
+    pruned: str | None = None
     ratio: float = attrs.field(default=0.5, validator=ratio_in_unit_interval)
     layers: tuple[int, int] | None = attrs.field(default=None, converter=parse_layers)
     pruner_options: dict = attrs.field(factory=dict)
@@ -56,6 +58,9 @@ class RunSettings:
     dtype: str = attrs.field(default="auto", validator=check_dtype)
     # Micro-steps per optimizer update: global batch = batch_size x processes x grad_accum.
     grad_accum: int = attrs.field(default=1, validator=_positive)
+    # Training memory savers (train/loss.py): activation recomputation, and the loss over N tokens at a time.
+    gradient_checkpointing: bool = False
+    loss_chunk: int = attrs.field(default=0, validator=attrs.validators.and_(attrs.validators.instance_of(int), attrs.validators.ge(0)))
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self, value_serializer=lambda _i, _a, v: list(v) if isinstance(v, tuple) else v)
@@ -77,6 +82,8 @@ class RunSettings:
             seed=self.seed,
             checkpoint_every=self.checkpoint_every,
             grad_accum=self.grad_accum,
+            gradient_checkpointing=self.gradient_checkpointing,
+            loss_chunk=self.loss_chunk,
         )
 
 
@@ -90,7 +97,8 @@ def make_settings(values: dict[str, Any], *, source: str = "settings") -> RunSet
 
 def load_recipe(path: str | Path) -> dict[str, Any]:
     """A TOML recipe: the run's keys at top level or under [run]; plugin options under [pruner_options],
-    [quantizer_options] and [aligner_options]."""
+    [quantizer_options] and [aligner_options]. An [align] table is the aligner's: ``name`` is the aligner,
+    its other keys are aligner options, and [align.data] (dataset -> weight) is the data mixture."""
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
@@ -102,8 +110,19 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
         doc = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise LoramError(f"recipe {path}: {exc}") from None
+    align = doc.pop("align", None)
     values = dict(doc.pop("run", {}))
     values.update(doc)
+    if align is not None:
+        if not isinstance(align, dict):
+            raise LoramError(f"recipe {path}: [align] must be a table (name = ALIGNER, options, [align.data])")
+        align = dict(align)
+        name = align.pop("name", None)
+        if name is not None:
+            if values.get("aligner") not in (None, name):
+                raise LoramError(f"recipe {path}: aligner '{values['aligner']}' and [align] name '{name}' disagree")
+            values["aligner"] = name
+        values["aligner_options"] = {**dict(values.get("aligner_options") or {}), **align}
     unknown = sorted(set(values) - FIELDS)
     if unknown:
         raise LoramError(f"recipe {path}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(FIELDS))})")

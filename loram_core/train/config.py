@@ -88,6 +88,10 @@ class TrainConfig:
     grad_accum: int = attrs.field(default=1, validator=_int_at_least(1))
     # 0 turns clipping off
     max_grad_norm: float = attrs.field(default=1.0, converter=_to_float, validator=_float_range(0.0))
+    # Memory savers (train/loss.py): recompute each decoder layer in backward instead of keeping its
+    # activations, and compute the loss over this many tokens at a time (0: the model's own loss).
+    gradient_checkpointing: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    loss_chunk: int = attrs.field(default=0, validator=_int_at_least(0))
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -104,4 +108,11 @@ class TrainConfig:
         """JSON-ready values (target_modules as a list)."""
         out = attrs.asdict(self)
         out["target_modules"] = list(self.target_modules)
+        # The memory savers are left out at their defaults, so runs made before they existed keep their keys.
+        for name in _SAVERS:
+            if out[name] == _SAVERS[name]:
+                del out[name]
         return out
+
+
+_SAVERS = {"gradient_checkpointing": False, "loss_chunk": 0}

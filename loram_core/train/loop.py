@@ -20,6 +20,7 @@ from loram_core.atomic import atomic_dir, write_json
 from loram_core.errors import AdapterError, LoramError
 from loram_core.train.config import TrainConfig
 from loram_core.train.lora import attach_lora, trainable_parameters
+from loram_core.train.loss import causal_lm_loss
 
 KEEP_CHECKPOINTS = 2
 _STEP_DIR = re.compile(r"^step-(\d+)$")
@@ -208,6 +209,14 @@ def train_lora(
     from loram_core.placement import resolve_device
 
     tokens = _check_tokens(model, train_tokens, cfg)
+    if cfg.gradient_checkpointing:
+        # Non-reentrant: works with frozen inputs (no enable_input_require_grads) and restores the RNG, so
+        # LoRA dropout draws the same masks when a layer is recomputed.
+        kwargs = {"use_reentrant": False}
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x renamed it
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
     if not isinstance(model, peft.PeftModel):
         model = attach_lora(model, cfg)
     accelerator = Accelerator(
@@ -271,7 +280,7 @@ def train_lora(
                     if debug_batches:
                         _log_batch(debug_batches, rank, step, micro, rank_rows(starts, micro, cfg, world, rank))
                     with accelerator.accumulate(model):
-                        loss = model(input_ids=batch, labels=batch, use_cache=False).loss
+                        loss = causal_lm_loss(model, batch, cfg.loss_chunk)
                         accelerator.backward(loss)
                         if accelerator.sync_gradients:
                             if cfg.max_grad_norm > 0:
