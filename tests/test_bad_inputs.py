@@ -123,6 +123,11 @@ def case_published_other_base(root, base):
     return ["run", "--pruned", str(out), "--out", str(root / "x"), *base, "--model", str(root / "retrained")]
 
 
+def case_hub_id_not_cached(root, base, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # as here: the hub is out of reach (the message then says why)
+    return ["run", "--out", str(root / "x"), *base, "--model", "someorg/smollm-typo"]
+
+
 def case_other_schema(root, base):
     run = _copy_run(root, "schema")
     doc = json.loads((run / "run.json").read_text())
@@ -160,6 +165,7 @@ CASES = [
     ("missing tokenizer", case_missing_tokenizer, "has no tokenizer"),
     ("published pruned model with another base fingerprint", case_published_other_base,
      "differs in its weights (weights_digest"),
+    ("a hub id that is not cached, offline", case_hub_id_not_cached, "is not a local folder, a model alias or in the Hugging Face cache"),
     ("RUN_DIR of another schema version", case_other_schema, "was written by run-dir schema 99"),
     ("recipe with an unknown key", case_recipe_unknown_key, "unknown key(s) ratoi"),
     ("out of disk while writing", case_out_of_disk, "no space left on the device"),

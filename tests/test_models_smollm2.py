@@ -45,8 +45,23 @@ def test_pad_token_defaults_to_eos(tmp_path):
     assert loaded.pad_token == loaded.eos_token == "<eos>"
 
 
-def test_hub_id_passes_through_and_missing_paths_fail(tmp_path):
-    assert resolve_model("HuggingFaceTB/SmolLM2-135M") == "HuggingFaceTB/SmolLM2-135M"
+def test_hub_id_passes_through_and_missing_paths_fail(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from loram_core.models import loading
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(loading, "_reachable", lambda url, timeout=3.0: True)
+    assert resolve_model("HuggingFaceTB/SmolLM2-135M") == "HuggingFaceTB/SmolLM2-135M"  # for transformers to fetch
+    monkeypatch.setattr(loading, "_reachable", lambda url, timeout=3.0: False)
+    with pytest.raises(LoramError, match="not a local folder, a model alias or in the Hugging Face cache"):
+        resolve_model("HuggingFaceTB/SmolLM2-135M")
+    # cached: the snapshot folder, so nothing touches the network
+    snapshot = tmp_path / "snap"
+    snapshot.mkdir()
+    (snapshot / "config.json").write_text("{}")
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: str(snapshot / name))
+    assert resolve_model("HuggingFaceTB/SmolLM2-135M") == snapshot
     with pytest.raises(LoramError, match="does not exist"):
         resolve_model(str(tmp_path / "nope"))
     with pytest.raises(LoramError, match="does not exist"):

@@ -35,11 +35,11 @@ def run_recover(run: RunDir, res: Resources) -> dict:
     generator = torch.Generator().manual_seed(s.seed)
     recovered = recover_adapter(state, plan, linear_shapes(res.config), recoverer, generator=generator)
     config = json.loads((run.adapter_pruned / ADAPTER_CONFIG).read_text())
-    config["base_model_name_or_path"] = res.model_path  # the ORIGINAL model, so stock PEFT loading finds it
+    config["base_model_name_or_path"] = res.base_name_or_path  # the ORIGINAL model, so stock PEFT loading finds it
     sidecar = {
         "loram_version": __version__,
         "plan_hash": plan_hash(plan),
-        "base": {"name_or_path": res.model_path, "config_hash": plan.base.config_hash,
+        "base": {"name_or_path": res.base_name_or_path, "config_hash": plan.base.config_hash,
                  "num_parameters": plan.base.num_parameters},
         "pruner": {"name": plan.pruner.name, "version": plan.pruner.version, "params": dict(plan.pruner.params)},
         "pattern": plan.pattern,

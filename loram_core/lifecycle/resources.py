@@ -21,6 +21,14 @@ class Resources:
         return str(resolve_model(self.settings.model))
 
     @functools.cached_property
+    def base_name_or_path(self) -> str:
+        """What a recovered adapter names as its base: a hub id stays a hub id (stock PEFT fetches it, where a
+        cache path would not travel to another machine); anything else is the local folder."""
+        from loram_core.models.loading import hub_id
+
+        return hub_id(self.settings.model) or self.model_path
+
+    @functools.cached_property
     def config(self):
         from loram_core.models.loading import load_config
 

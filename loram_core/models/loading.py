@@ -38,7 +38,56 @@ def resolve_model(spec: str | Path) -> Path | str:
         raise LoramError(f"model path {path} is a file; give the folder that holds config.json")
     if isinstance(spec, Path) or _looks_like_path(spec_str):
         raise LoramError(f"model folder {path} does not exist")
-    return spec_str
+    return _hub_model(spec_str)
+
+
+def hub_id(spec: str | Path) -> str | None:
+    """``spec`` when it names a hub model (not an alias, not a local path), else None."""
+    if isinstance(spec, Path) or _looks_like_path(str(spec)) or Path(str(spec)).expanduser().exists():
+        return None
+    from loram_core import registry
+
+    return None if str(spec) in registry.collect("model") else str(spec)
+
+
+def _hub_model(repo_id: str) -> Path | str:
+    """A hub id: its cached snapshot folder when there is one (then nothing touches the network); else the id,
+    for transformers to download, but only when the hub can be reached: offline, the hub client would retry
+    for half a minute before failing on what is usually a typo."""
+    import os
+
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    try:
+        cached = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:  # noqa: BLE001 - an id the hub client rejects (bad characters) is simply not cached
+        cached = None
+    if isinstance(cached, str):
+        return Path(cached).parent
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    if offline or not _reachable(constants.ENDPOINT):
+        why = "HF_HUB_OFFLINE is set" if offline else f"{constants.ENDPOINT} cannot be reached"
+        raise LoramError(f"model '{repo_id}' is not a local folder, a model alias or in the Hugging Face cache, "
+                         f"and {why} (aliases: {', '.join(_aliases()) or 'none'})")
+    return repo_id
+
+
+def _reachable(url: str, timeout: float = 3.0) -> bool:
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)), timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _aliases() -> list[str]:
+    from loram_core import registry
+
+    return sorted(registry.collect("model"))
 
 
 def load_model(spec: str | Path, dtype: torch.dtype = torch.float32, trust_remote_code: bool = False):
