@@ -33,3 +33,13 @@ def test_empty_plan_runs_every_stage_with_identity_recovery(inputs, tmp_path):  
     assert ppl["pruned"] == ppl["original"]
     assert abs(ppl["pruned_lora"] - ppl["loram"]) < 1e-6 * ppl["loram"]
     assert report["memory"]["param_bytes_train"] > report["memory"]["param_bytes_original"]  # + the adapter
+
+
+def test_layers_flag_is_ignored_with_a_warning_by_a_pruner_without_layers(capsys):
+    from loram_core import registry
+    from loram_core.lifecycle.prune import pruner_config
+    from loram_core.lifecycle.settings import RunSettings
+
+    config = pruner_config(registry.get("pruner", "none"), RunSettings(pruner="none", layers="4:28"))
+    assert config == registry.get("pruner", "none").config_cls()
+    assert "pruner 'none' takes no layer range; --layers ignored" in capsys.readouterr().err

@@ -34,7 +34,12 @@ def pruner_config(pruner, settings):
     if "ratio" in fields:
         options.setdefault("ratio", settings.ratio)
     if settings.layers is not None:
-        options.setdefault("layers", settings.layers)
+        if "layers" in fields:
+            options.setdefault("layers", settings.layers)
+        else:  # e.g. `none` in a bench grid whose cells share --layers: nothing to restrict, say so and go on
+            import sys
+
+            print(f"loram: warning: pruner '{pruner.name}' takes no layer range; --layers ignored", file=sys.stderr)
     return build_config(pruner.config_cls, options, owner=f"pruner '{pruner.name}'")
 
 
