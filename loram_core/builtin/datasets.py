@@ -26,6 +26,25 @@ class ShakespeareDataset:
         return load_shakespeare()
 
 
+@attrs.frozen
+class FortunesDataset:
+    name: str = "fortunes"
+    description: str = (
+        "general English from Debian's fortunes package (apt-get install -y fortunes), in ~2000-character "
+        "documents split 80/10/10"
+    )
+
+    def load(self, **options):
+        if options:
+            from loram_core.errors import LoramError
+
+            raise LoramError(f"dataset 'fortunes' takes no options, got {', '.join(sorted(options))}")
+        from loram_core.data.fortunes import load_fortunes
+
+        return load_fortunes()
+
+
 @hookimpl
 def register_datasets(register):
     register(ShakespeareDataset())
+    register(FortunesDataset())

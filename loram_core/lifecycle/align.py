@@ -30,6 +30,8 @@ class AlignContext:
     seed: int
     progress: bool
     work_dir: Any  # RUN_DIR/checkpoints/align: for the aligner's own checkpoints
+    model_path: str | None = None  # the original model (local folder or hub id): a distillation teacher
+    device: str = "auto"  # where to train: "auto" (CUDA when visible), "cpu" or "cuda" (placement.py)
 
 
 def run_align(run: RunDir, res: Resources) -> dict:
@@ -40,8 +42,10 @@ def run_align(run: RunDir, res: Resources) -> dict:
         return done
     aligner = registry.get("aligner", s.aligner)
     config = build_config(aligner.config_cls, dict(s.aligner_options), owner=f"aligner '{aligner.name}'")
+    _start_from_unaligned(run, res)
     model, plan = load_pruned_model(run, res)
-    context = AlignContext(res.tokenizer, res.config, plan, s.seed, res.progress, run.checkpoints / "align")
+    context = AlignContext(res.tokenizer, res.config, plan, s.seed, res.progress, run.checkpoints / "align",
+                           model_path=res.model_path, device=s.device)
     result = dict(aligner.align(model, config, context) or {})
     meta = json.loads((run.pruned / PRUNED_META).read_text())
     # Under accelerate launch every process runs the aligner (a distributed aligner synchronizes its own
@@ -53,3 +57,16 @@ def run_align(run: RunDir, res: Resources) -> dict:
             res.tokenizer.save_pretrained(tmp)
             write_json(tmp / PRUNED_META, {**meta, "aligned_by": {"aligner": aligner.name, "key": key}})
     return run.finish("align", key, {"aligner": aligner.name, **result})
+
+
+def _start_from_unaligned(run: RunDir, res: Resources) -> None:
+    """pruned/ may hold weights an earlier alignment with other options wrote: aligning those again would
+    compound the two. Start over from the pruner's weights (or, for a run from a published folder, from the
+    publisher's, aligned or not: that is the base its user chose)."""
+    previous = json.loads((run.pruned / PRUNED_META).read_text()).get("aligned_by")
+    published = (run.record("prune") or {}).get("published") or {}
+    if previous and previous.get("key") != published.get("aligned_key"):
+        from loram_core.lifecycle.prune import run_prune
+
+        (run.pruned / PRUNED_META).unlink()  # the marker of a whole pruned/: without it the prune stage re-runs
+        run_prune(run, res)

@@ -130,7 +130,9 @@ def use_published(run: RunDir, settings, config, model_path: str) -> dict[str, A
         with atomic_dir(target) as tmp:
             shutil.rmtree(tmp)
             shutil.copytree(folder / part, tmp)
-    published = {"path": str(folder.resolve()), "align": card.get("align"), "ppl": card.get("ppl")}
+    aligned = json.loads((folder / "pruned" / PRUNED_META).read_text()).get("aligned_by") or {}
+    published = {"path": str(folder.resolve()), "align": card.get("align"), "ppl": card.get("ppl"),
+                 "aligned_key": aligned.get("key")}
     return run.finish("prune", key, {**card["prune"], "published": published})
 
 

@@ -119,7 +119,8 @@ def check_aligner(aligner, workdir: Path, options=None) -> None:
     outcome, model = pruned_tiny(workdir)
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
     work = Path(tempfile.mkdtemp(prefix="align-", dir=workdir))
-    context = AlignContext(load_tokenizer(outcome.model_path), outcome.config, outcome.plan, 0, False, work)
+    context = AlignContext(load_tokenizer(outcome.model_path), outcome.config, outcome.plan, 0, False, work,
+                           model_path=str(outcome.model_path))
     result = aligner.align(model, config, context)
     if result is not None and not isinstance(result, dict):
         fail(where, f"align() returned {type(result).__name__}; return a dict (or None)")
