@@ -60,3 +60,25 @@ def test_report_from_run_dirs_writes_markdown_and_plots(inputs, tmp_path, capsys
     for name in ("ppl_by_variant.png", "ppl_vs_reduction.png", "loss_curves.png", "peak_memory.png"):
         assert (tmp_path / "rep" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["report", str(tmp_path / "nothing-here")]) == 2
+
+
+def test_cells_that_differ_only_in_the_quantizer_share_the_prune_stage(tmp_path):
+    from loram_core.atomic import write_json
+    from loram_core.bench.runner import share_prune
+
+    cells = build_grid(["sparsegpt:pattern=2:4", "random"], [0.5], ["none", "nf4"], ["none"], baselines=False)
+    fp, q4, rnd = (next(c for c in cells if c.strategy.pruner == p and c.quantizer == q)
+                   for p, q in (("sparsegpt", None), ("sparsegpt", "nf4"), ("random", "nf4")))
+    out, common = tmp_path / "bench", ["--model", "m"]
+    done = out / "cells" / fp.name
+    for part in ("plan/plan.json", "pruned/model.safetensors", "stages/prune.json", "report.json"):
+        (done / part).parent.mkdir(parents=True, exist_ok=True)
+        (done / part).write_text(part)
+    write_json(done / "cell.json", {**fp.to_dict(), "argv": fp.run_args() + common, "status": "done"})
+    assert share_prune(q4, out / "cells" / q4.name, cells, out, common) == fp.name
+    target = out / "cells" / q4.name
+    assert (target / "pruned" / "model.safetensors").stat().st_ino == (done / "pruned" / "model.safetensors").stat().st_ino
+    assert (target / "stages" / "prune.json").read_text() == "stages/prune.json"
+    assert not (target / "stages" / "train.json").exists() and not (target / "report.json").exists()
+    assert share_prune(rnd, out / "cells" / rnd.name, cells, out, common) is None  # another pruner: nothing shared
+    assert share_prune(q4, tmp_path / "fresh", cells, out, ["--model", "other"]) is None  # other run flags

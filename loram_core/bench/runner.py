@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,7 +39,30 @@ def cell_status(cell_dir: Path, cell: Cell, common: list[str]) -> str | None:
     return "done" if recorded.get("argv") == cell.run_args() + common else None
 
 
-def run_cell(cell: Cell, cell_dir: Path, common: list[str]) -> dict:
+def share_prune(cell: Cell, cell_dir: Path, cells: list[Cell], out: Path, common: list[str]) -> str | None:
+    """Hard-link the prune (and align) output of a finished cell that differs from ``cell`` only in its
+    quantizer: the plan and pruned weights are the same, and `loram run` then skips those stages (their
+    recorded keys match). Artifacts are only ever replaced whole, never written in place, so sharing is safe."""
+    if (cell_dir / "stages" / "prune.json").is_file():
+        return None
+    for other in cells:
+        if other == cell or (other.strategy, other.ratio, other.aligner) != (cell.strategy, cell.ratio, cell.aligner):
+            continue
+        src = out / "cells" / other.name
+        if cell_status(src, other, common) != "done":
+            continue
+        (cell_dir / "stages").mkdir(parents=True, exist_ok=True)
+        for folder in ("plan", "pruned"):
+            shutil.rmtree(cell_dir / folder, ignore_errors=True)
+            shutil.copytree(src / folder, cell_dir / folder, copy_function=os.link)
+        for stage in ("align", "prune"):  # prune last: its record is what makes the copy count as done
+            if (src / "stages" / f"{stage}.json").is_file():
+                shutil.copy2(src / "stages" / f"{stage}.json", cell_dir / "stages" / f"{stage}.json")
+        return other.name
+    return None
+
+
+def run_cell(cell: Cell, cell_dir: Path, common: list[str], shared_from: str | None = None) -> dict:
     cell_dir.mkdir(parents=True, exist_ok=True)
     argv = cell.run_args() + common
     write_json(cell_dir / "cell.json", {**cell.to_dict(), "argv": argv, "status": "running"})
@@ -51,8 +75,9 @@ def run_cell(cell: Cell, cell_dir: Path, common: list[str]) -> dict:
     if status == "failed":
         lines = (cell_dir / "run.log").read_text().strip().splitlines()
         error = lines[-1] if lines else f"exit code {proc.returncode}"
-    write_json(cell_dir / "cell.json", {**cell.to_dict(), "argv": argv, "status": status, "error": error})
-    return {"status": status, "error": error}
+    write_json(cell_dir / "cell.json", {**cell.to_dict(), "argv": argv, "status": status, "error": error,
+                                        "prune_shared_from": shared_from})
+    return {"status": status, "error": error, "prune_shared_from": shared_from}
 
 
 def run_grid(cells: list[Cell], out: Path, common: list[str], console: Console | None = None,
@@ -69,8 +94,9 @@ def run_grid(cells: list[Cell], out: Path, common: list[str], console: Console |
             elif cell_status(cell_dir, cell, common):
                 outcome = {"status": "done", "error": None, "skipped": True}
             else:
-                console.log(f"cell {cell.name}: {cell.label}")
-                outcome = run_cell(cell, cell_dir, common)
+                shared = share_prune(cell, cell_dir, cells, out, common)
+                console.log(f"cell {cell.name}: {cell.label}" + (f" (prune stage shared with {shared})" if shared else ""))
+                outcome = run_cell(cell, cell_dir, common, shared)
             results.append({**cell.to_dict(), **outcome, "dir": str(cell_dir)})
             bar.advance(task)
     write_json(out / "bench.json", {"cells": results, "common_args": common})
