@@ -32,13 +32,19 @@ def setup(tmp_path_factory):
     return root, env, _adapters(reference)
 
 
-def _argv(root: Path, out: Path) -> list[str]:
+def _argv(root: Path, out: Path, extra: tuple[str, ...] = ()) -> list[str]:
     return [sys.executable, "-m", "loram_core.cli.main", "run", "--model", str(root / "model"), "--data",
-            str(root / "data.txt"), "--pruner", "magnitude", "--out", str(out), *FLAGS]
+            str(root / "data.txt"), "--pruner", "magnitude", "--out", str(out), *FLAGS, *extra]
 
 
-def _run(root, out, env):
-    return subprocess.run(_argv(root, out), env=env, capture_output=True, text=True)
+def _align_flags(root: Path) -> tuple[str, ...]:
+    opts = (f"data={root / 'data.txt'}", "steps=9", "checkpoint_every=3", "seq_len=32", "batch_size=2", "lr=0.001",
+            "eval_tokens=256", "eval_seq_len=32")
+    return ("--aligner", "continual-pretrain", *(f"--aligner-opt={o}" for o in opts))
+
+
+def _run(root, out, env, extra: tuple[str, ...] = ()):
+    return subprocess.run(_argv(root, out, extra), env=env, capture_output=True, text=True)
 
 
 def _adapters(run: Path) -> dict[str, torch.Tensor]:
@@ -49,9 +55,9 @@ def _adapters(run: Path) -> dict[str, torch.Tensor]:
     return out
 
 
-def _kill_during(stage: str, root: Path, out: Path, env, delay: float) -> bool:
+def _kill_during(stage: str, root: Path, out: Path, env, delay: float, extra: tuple[str, ...] = ()) -> bool:
     """Start the run, wait until ``stage`` begins, let it work ``delay`` seconds, then SIGKILL it."""
-    proc = subprocess.Popen(_argv(root, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(_argv(root, out, extra), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:
         if f"stage {stage}" in line:
             time.sleep(delay)
@@ -80,3 +86,20 @@ def test_kill_9_during_a_stage_then_rerun_gives_the_same_adapter(setup, stage):
     assert result.keys() == reference.keys()
     assert all(torch.equal(result[k], reference[k]) for k in reference), f"adapter differs after a kill in {stage}"
     assert (out / "report.json").is_file() and not list(out.glob(".*.tmp"))
+
+
+def test_kill_9_during_alignment_then_rerun_gives_the_same_aligned_weights_and_adapter(setup):
+    from loram_core.lifecycle.pruned_weights import load_pruned_weights
+
+    root, env, _ = setup
+    extra = _align_flags(root)
+    reference = root / "aligned-reference"
+    _run(root, reference, env, extra).check_returncode()
+    out = root / "killed-align"
+    assert _kill_during("align", root, out, env, random.Random("align").uniform(0.5, 2.5), extra)
+    again = _run(root, out, env, extra)
+    assert again.returncode == 0, again.stderr[-2000:]
+    want, got = load_pruned_weights(reference / "pruned"), load_pruned_weights(out / "pruned")
+    assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want), "aligned weights differ"
+    result, expected = _adapters(out), _adapters(reference)
+    assert all(torch.equal(result[k], expected[k]) for k in expected), "adapter differs after a kill in align"
