@@ -40,8 +40,11 @@ def test_bench_runs_each_cell_once_marks_missing_plugins_and_reports(inputs, tmp
     # Resumable: a second bench with the same arguments runs nothing again.
     assert main(argv) == 0
     assert report.stat().st_mtime_ns == stamp
-    cells = json.loads((out / "bench.json").read_text())["cells"]
+    bench = json.loads((out / "bench.json").read_text())
+    cells = bench["cells"]
     assert [c.get("skipped") for c in cells if c["status"] == "done"] == [True, True]
+    assert all(c["wall_s"] > 0 for c in cells if c["status"] == "done")  # measured in the first bench, kept
+    assert bench["wall_s_total"] == round(sum(c["wall_s"] for c in cells if c["status"] == "done"), 1)
     assert {p.name for p in out.iterdir()} >= {"results.md", "results.json", "ppl_by_variant.png", "ppl_vs_reduction.png",
                                                "loss_curves.png", "peak_memory.png"}
     table = (out / "results.md").read_text()

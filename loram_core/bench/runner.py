@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -68,16 +69,18 @@ def run_cell(cell: Cell, cell_dir: Path, common: list[str], shared_from: str | N
     write_json(cell_dir / "cell.json", {**cell.to_dict(), "argv": argv, "status": "running"})
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
     cmd = [sys.executable, "-m", "loram_core.cli.main", "run", *argv, "--out", str(cell_dir), "--json", "--no-progress"]
+    started = time.perf_counter()
     with open(cell_dir / "run.log", "w") as log:
         proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    wall_s = round(time.perf_counter() - started, 1)  # the grid's time is the sum over cells, resumes included
     status = "done" if proc.returncode == 0 and (cell_dir / "report.json").is_file() else "failed"
     error = None
     if status == "failed":
         lines = (cell_dir / "run.log").read_text().strip().splitlines()
         error = lines[-1] if lines else f"exit code {proc.returncode}"
     write_json(cell_dir / "cell.json", {**cell.to_dict(), "argv": argv, "status": status, "error": error,
-                                        "prune_shared_from": shared_from})
-    return {"status": status, "error": error, "prune_shared_from": shared_from}
+                                        "prune_shared_from": shared_from, "wall_s": wall_s})
+    return {"status": status, "error": error, "prune_shared_from": shared_from, "wall_s": wall_s}
 
 
 def run_grid(cells: list[Cell], out: Path, common: list[str], console: Console | None = None,
@@ -92,12 +95,15 @@ def run_grid(cells: list[Cell], out: Path, common: list[str], console: Console |
             if missing:
                 outcome = {"status": "not installed", "error": "missing " + ", ".join(missing)}
             elif cell_status(cell_dir, cell, common):
-                outcome = {"status": "done", "error": None, "skipped": True}
+                recorded = json.loads((cell_dir / "cell.json").read_text())
+                outcome = {"status": "done", "error": None, "skipped": True, "wall_s": recorded.get("wall_s")}
             else:
                 shared = share_prune(cell, cell_dir, cells, out, common)
                 console.log(f"cell {cell.name}: {cell.label}" + (f" (prune stage shared with {shared})" if shared else ""))
                 outcome = run_cell(cell, cell_dir, common, shared)
             results.append({**cell.to_dict(), **outcome, "dir": str(cell_dir)})
             bar.advance(task)
-    write_json(out / "bench.json", {"cells": results, "common_args": common})
+    walls = [r.get("wall_s") for r in results if r["status"] == "done"]
+    total = round(sum(walls), 1) if walls and None not in walls else None
+    write_json(out / "bench.json", {"cells": results, "common_args": common, "wall_s_total": total})
     return results
