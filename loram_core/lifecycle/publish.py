@@ -162,7 +162,7 @@ def model_card(card: dict[str, Any]) -> str:
         lines.append("| alignment | none |")
     ev = card.get("eval") or {}
     lines.append(f"| perplexity on {ev.get('dataset') or card.get('data')} ({ev.get('split', 'test')}) | original "
-                 f"{fmt(ppl.get('original'))}, pruned {fmt(ppl.get('pruned'))} |")
+                 f"{fmt(ppl.get('original'))}, pruned{' and aligned' if align else ''} {fmt(ppl.get('pruned'))} |")
     lines += ["", "Files: `plan/` (the prune plan: kept indices or masks), `pruned/` (pruned weights, safetensors, "
               "with the base config and tokenizer), `loram_published.json` (this card as data).", ""]
     return "\n".join(lines)
