@@ -60,6 +60,7 @@ def test_report_from_run_dirs_writes_markdown_and_plots(inputs, tmp_path, capsys
     md = (tmp_path / "rep" / "results.md").read_text()
     report = json.loads((run / "report.json").read_text())
     assert f"**{report['ppl']['loram']:.2f}**" in md and md.startswith("| variant |")
+    assert f"| original, no fine-tuning | done | — | 1.00x | {report['ppl']['original']:.2f} |" in md
     for name in ("ppl_by_variant.png", "ppl_vs_reduction.png", "loss_curves.png", "peak_memory.png"):
         assert (tmp_path / "rep" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["report", str(tmp_path / "nothing-here")]) == 2

@@ -11,6 +11,11 @@ def results_table(rows: list[dict]) -> str:
     head = ("| variant | status | params pruned | reduction | original | pruned | pruned_lora | **loram** | "
             "loram vs original | train peak MB | tokens/s |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    originals = [r["ppl"]["original"] for r in rows if r["status"] == "done" and r["ppl"].get("original")]
+    if originals:  # the first baseline: the original model without fine-tuning, as every run measured it
+        spread = "" if max(originals) - min(originals) < 1e-9 else f" (runs measured {min(originals):.2f}–{max(originals):.2f})"
+        lines.append(f"| original, no fine-tuning{spread} | done | — | 1.00x | {originals[0]:.2f} | — | — | "
+                     f"**{originals[0]:.2f}** | +0.0 % | — | — |")
     for r in rows:
         p, ppl, m, t = r["params"], r["ppl"], r["memory"], r["train"]
         gain = None
