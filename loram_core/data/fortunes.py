@@ -14,6 +14,7 @@ from pathlib import Path
 
 from loram_core.data.splits import TextSplits, split_by_key
 from loram_core.errors import LoramError
+from loram_core.data.text_files import group_documents
 
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
 APT_HINT = "apt-get install -y fortunes"
@@ -39,23 +40,6 @@ def fortune_files(folder: Path = FORTUNES_DIR) -> list[Path]:
 def parse_fortunes(text: str) -> list[str]:
     """The ``%``-separated entries of one file, stripped, empty ones dropped."""
     return [entry.strip("\n").rstrip() for entry in _SEPARATOR.split(text.replace("\r\n", "\n")) if entry.strip()]
-
-
-def group_documents(entries: list[str], doc_chars: int = DOC_CHARS) -> list[str]:
-    """Consecutive entries joined by blank lines into documents of at least ``doc_chars`` characters
-    (the last one of a file may be shorter)."""
-    docs: list[str] = []
-    current: list[str] = []
-    size = 0
-    for entry in entries:
-        current.append(entry)
-        size += len(entry) + 2
-        if size >= doc_chars:
-            docs.append("\n\n".join(current))
-            current, size = [], 0
-    if current:
-        docs.append("\n\n".join(current))
-    return docs
 
 
 def load_fortunes(folder: Path = FORTUNES_DIR, doc_chars: int = DOC_CHARS) -> TextSplits:

@@ -58,12 +58,18 @@ def _jsonl_docs(path: Path, raw: str) -> list[str]:
 
 def _text_docs(raw: str, doc_chars: int) -> list[str]:
     paragraphs = [p.strip() for p in _PARAGRAPH_BREAK.split(raw.replace("\r\n", "\n")) if p.strip()]
+    return group_documents(paragraphs, doc_chars)
+
+
+def group_documents(pieces: list[str], doc_chars: int = DOC_CHARS) -> list[str]:
+    """Consecutive pieces (paragraphs, fortunes) joined by blank lines into documents of at least ``doc_chars``
+    characters (the last one may be shorter)."""
     docs: list[str] = []
     current: list[str] = []
     size = 0
-    for para in paragraphs:
-        current.append(para)
-        size += len(para) + 2
+    for piece in pieces:
+        current.append(piece)
+        size += len(piece) + 2
         if size >= doc_chars:
             docs.append("\n\n".join(current))
             current, size = [], 0

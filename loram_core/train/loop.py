@@ -105,7 +105,7 @@ def _fingerprint(cfg: TrainConfig, model: torch.nn.Module, tokens: torch.Tensor,
     return h.hexdigest()
 
 
-def _checkpoints(checkpoint_dir: Path) -> list[tuple[int, Path, str | None]]:
+def list_checkpoints(checkpoint_dir: Path) -> list[tuple[int, Path, str | None]]:
     """(step, folder, fingerprint or None when unreadable), oldest first."""
     found = []
     if checkpoint_dir.is_dir():
@@ -135,7 +135,7 @@ def _save_checkpoint(
                  "processes": processes, "global_batch": cfg.batch_size * processes * cfg.grad_accum}
         write_json(tmp / "state.json", state)
     # Keep the newest matching ones; checkpoints of another config are stale for this run dir.
-    found = _checkpoints(checkpoint_dir)
+    found = list_checkpoints(checkpoint_dir)
     mine = [c for c in found if c[2] == fp]
     stale = [c for c in found if c[2] != fp]
     for _, path, _ in mine[:-KEEP_CHECKPOINTS] + stale:
@@ -251,7 +251,7 @@ def train_lora(
         checkpoint_dir = None
     if checkpoint_dir is not None:
         checkpoint_dir = Path(checkpoint_dir)
-        usable = [c for c in _checkpoints(checkpoint_dir) if c[2] == fingerprint and c[0] <= cfg.steps]
+        usable = [c for c in list_checkpoints(checkpoint_dir) if c[2] == fingerprint and c[0] <= cfg.steps]
         if usable:
             start, losses = _load_checkpoint(usable[-1][1], unwrapped, optimizer, scheduler)
             resumed_from = start

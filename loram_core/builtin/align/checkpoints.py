@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,10 @@ import torch
 
 from loram_core.atomic import atomic_dir, write_json
 from loram_core.errors import LoramError
+from loram_core.train.loop import list_checkpoints  # the same step-N layout as LoRA training
 
 KEEP_CHECKPOINTS = 2
 WEIGHTS = "model.safetensors"
-_STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
 def _weights_sample(p: torch.Tensor) -> bytes:
@@ -52,22 +51,6 @@ def fingerprint(config_dict: dict, *, aligner: str, seed: int, processes: int, m
     for name, _ in trainable:
         h.update(f"trainable:{name};".encode())
     return h.hexdigest()
-
-
-def list_checkpoints(folder: Path) -> list[tuple[int, Path, str | None]]:
-    """(step, folder, fingerprint or None when unreadable), oldest first."""
-    found = []
-    if folder.is_dir():
-        for path in folder.iterdir():
-            m = _STEP_DIR.match(path.name)
-            if not m or not path.is_dir():
-                continue
-            try:
-                fp = json.loads((path / "state.json").read_text())["fingerprint"]
-            except (OSError, ValueError, KeyError, TypeError):
-                fp = None
-            found.append((int(m.group(1)), path, fp))
-    return sorted(found)
 
 
 def save_checkpoint(folder: Path, step: int, trainable, optimizer, scheduler, history: dict[str, list[float]],
