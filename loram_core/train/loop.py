@@ -159,12 +159,12 @@ def _load_checkpoint(path: Path, model, optimizer, scheduler) -> tuple[int, list
     return int(state["step"]), [float(x) for x in state["losses"]]
 
 
-def _progress_bar(enabled: bool):
+def step_progress_bar(enabled: bool, label: str = "train"):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(
-        TextColumn("[bold]train[/] step"),
+        TextColumn(f"[bold]{label}[/] step"),
         MofNCompleteColumn(),
         BarColumn(),
         TextColumn("loss {task.fields[loss]}"),
@@ -267,7 +267,7 @@ def train_lora(
     rss_start = memory.current_rss_mb()
     t0 = time.perf_counter()
     try:
-        with torch.random.fork_rng(devices=devices), _progress_bar(show) as bar:
+        with torch.random.fork_rng(devices=devices), step_progress_bar(show) as bar:
             task = bar.add_task("train", total=cfg.steps, completed=start, loss="-", tps="-")
             for step in range(start, cfg.steps):
                 # Dropout masks from (seed, step, rank): identical whether or not the run was resumed.

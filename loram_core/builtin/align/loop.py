@@ -21,6 +21,7 @@ import torch
 from loram_core.builtin.align import checkpoints as ckpt
 from loram_core.builtin.align.mixture import MixtureData, _mix
 from loram_core.errors import LoramError
+from loram_core.train.loop import step_progress_bar
 
 # objective(model, batch) -> (loss to backpropagate, {name: detached scalar} to record per step)
 Objective = Callable[[torch.nn.Module, torch.Tensor], "tuple[torch.Tensor, dict[str, torch.Tensor]]"]
@@ -91,22 +92,6 @@ def effective_steps(cfg, processes: int = 1) -> int:
     return min(cfg.steps, cfg.token_budget // per_step)
 
 
-def _progress_bar(enabled: bool, label: str):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn(f"[bold]{label}[/] step"),
-        MofNCompleteColumn(),
-        BarColumn(),
-        TextColumn("loss {task.fields[loss]}"),
-        TextColumn("{task.fields[tps]} tok/s"),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),  # stdout stays clean for --json output
-        disable=not enabled,
-    )
-
-
 def train_full(model: torch.nn.Module, cfg, context, data: MixtureData, objective: Objective, *,
                aligner: str, accelerator=None) -> AlignRun:
     """Train ``model``'s unfrozen parameters in place on windows of ``data`` with ``objective``.
@@ -160,7 +145,7 @@ def train_full(model: torch.nn.Module, cfg, context, data: MixtureData, objectiv
     prepared.train()
     t0 = time.perf_counter()
     try:
-        with torch.random.fork_rng(devices=devices), _progress_bar(show, aligner) as bar:
+        with torch.random.fork_rng(devices=devices), step_progress_bar(show, aligner) as bar:
             task = bar.add_task(aligner, total=steps, completed=start, loss="-", tps="-")
             for step in range(start, steps):
                 torch.manual_seed(_mix(context.seed, step, rank, 1))  # dropout, if any: same when resumed
