@@ -21,6 +21,18 @@ def build_config(cls, options: Mapping[str, Any], *, owner: str):
         raise LoramError(f"{owner}: {exc}") from None
 
 
+def to_float(value: Any) -> Any:
+    """attrs converter: TOML and argparse hand over ints for "lr = 1"; anything else stays for the validator."""
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def to_names(value: Any) -> Any:
+    """attrs converter: ``"a,b"`` (a CLI option) or a list (a recipe) -> a tuple of names; ``""`` -> ()."""
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
 def ratio_in_unit_interval(instance, attribute, value) -> None:
     """attrs validator: a pruning ratio in [0, 1)."""
     if not isinstance(value, (int, float)) or not 0 <= value < 1:

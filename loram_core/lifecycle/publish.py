@@ -9,6 +9,7 @@ weights only mean something against the weights they were cut from.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -40,9 +41,10 @@ def weights_digest(model_path: str) -> str:
 
     reader = CheckpointReader.open(model_path)
     h = hashlib.sha256()
-    for name in sorted(reader.files):
-        with _open(reader.files[name]) as f:
-            part = f.get_slice(name)
+    with contextlib.ExitStack() as stack:  # each shard opened once
+        handles = {file: stack.enter_context(_open(file)) for file in set(reader.files.values())}
+        for name in sorted(reader.files):
+            part = handles[reader.files[name]].get_slice(name)
             shape = list(part.get_shape())
             h.update(json.dumps([name, shape, part.get_dtype()]).encode())
             rows = sorted({0, shape[0] // 2, shape[0] - 1}) if shape and shape[0] > 0 else []

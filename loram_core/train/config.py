@@ -6,6 +6,7 @@ from typing import Any
 
 import attrs
 
+from loram_core.configs import to_float, to_names
 from loram_core.errors import LoramError
 
 SCHEDULES = ("cosine", "linear", "constant")
@@ -37,17 +38,6 @@ def _float_range(low: float, high: float | None = None, *, low_open: bool = Fals
     return check
 
 
-def _to_float(value: Any) -> Any:
-    # TOML and argparse hand over ints for "lr = 1"; keep anything else for the validator to reject
-    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-
-def _to_modules(value: Any) -> Any:
-    if isinstance(value, str):
-        value = [m.strip() for m in value.split(",") if m.strip()]
-    return tuple(value) if isinstance(value, (list, tuple)) else value
-
-
 def _check_modules(_inst, attribute, value) -> None:
     if not isinstance(value, tuple) or not value or not all(isinstance(m, str) and m for m in value):
         raise LoramError(
@@ -72,22 +62,22 @@ class TrainConfig:
     steps: int = attrs.field(default=100, validator=_int_at_least(1))
     batch_size: int = attrs.field(default=4, validator=_int_at_least(1))
     seq_len: int = attrs.field(default=128, validator=_int_at_least(1))
-    lr: float = attrs.field(default=2e-4, converter=_to_float, validator=_float_range(0.0, low_open=True))
+    lr: float = attrs.field(default=2e-4, converter=to_float, validator=_float_range(0.0, low_open=True))
     rank: int = attrs.field(default=8, validator=_int_at_least(1))
     alpha: int = attrs.field(default=16, validator=_int_at_least(1))
-    dropout: float = attrs.field(default=0.05, converter=_to_float, validator=_float_range(0.0, 1.0))
+    dropout: float = attrs.field(default=0.05, converter=to_float, validator=_float_range(0.0, 1.0))
     target_modules: tuple[str, ...] = attrs.field(
-        default=ALL_PROJECTIONS, converter=_to_modules, validator=_check_modules
+        default=ALL_PROJECTIONS, converter=to_names, validator=_check_modules
     )
     warmup_steps: int = attrs.field(default=10, validator=_int_at_least(0))
-    weight_decay: float = attrs.field(default=0.0, converter=_to_float, validator=_float_range(0.0))
+    weight_decay: float = attrs.field(default=0.0, converter=to_float, validator=_float_range(0.0))
     schedule: str = attrs.field(default="cosine", validator=_check_schedule)
     seed: int = attrs.field(default=0, validator=_int_at_least(0))
     # 0 turns checkpoints off
     checkpoint_every: int = attrs.field(default=50, validator=_int_at_least(0))
     grad_accum: int = attrs.field(default=1, validator=_int_at_least(1))
     # 0 turns clipping off
-    max_grad_norm: float = attrs.field(default=1.0, converter=_to_float, validator=_float_range(0.0))
+    max_grad_norm: float = attrs.field(default=1.0, converter=to_float, validator=_float_range(0.0))
     # Memory savers (train/loss.py): recompute each decoder layer in backward instead of keeping its
     # activations, and compute the loss over this many tokens at a time (0: the model's own loss).
     gradient_checkpointing: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))

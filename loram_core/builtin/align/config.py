@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 
 from loram_core.builtin.align.mixture import Mixture, parse_mixture
+from loram_core.configs import to_float, to_names
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "linear", "constant")
@@ -44,17 +45,6 @@ def _one_of(choices: tuple[str, ...]):
     return check
 
 
-def _to_float(value: Any) -> Any:
-    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-
-def _to_names(value: Any) -> Any:
-    """``"lm_head,embed_tokens"`` (CLI) or a list (recipe) -> a tuple of name substrings; ``""`` -> ()."""
-    if isinstance(value, str):
-        value = [v.strip() for v in value.split(",") if v.strip()]
-    return tuple(value) if isinstance(value, (list, tuple)) else value
-
-
 def _check_names(_inst, attribute, value) -> None:
     if not isinstance(value, tuple) or not all(isinstance(v, str) and v for v in value):
         raise ValueError(f"{attribute.name} must be a list of parameter-name substrings, got {value!r}")
@@ -78,7 +68,7 @@ class ContinualPretrainConfig:
 
     data: Mixture = attrs.field(default="fortunes", converter=parse_mixture)
     steps: int = attrs.field(default=100, validator=_int_at_least(1))
-    lr: float = attrs.field(default=5e-5, converter=_to_float, validator=_number(0.0, low_open=True))
+    lr: float = attrs.field(default=5e-5, converter=to_float, validator=_number(0.0, low_open=True))
     schedule: str = attrs.field(default="cosine", validator=_one_of(SCHEDULES))
     warmup_steps: int = attrs.field(default=10, validator=_int_at_least(0))
     batch_size: int = attrs.field(default=4, validator=_int_at_least(1))
@@ -86,12 +76,12 @@ class ContinualPretrainConfig:
     grad_accum: int = attrs.field(default=1, validator=_int_at_least(1))
     token_budget: int | None = attrs.field(default=None, validator=_optional_budget)
     frozen: tuple[str, ...] = attrs.field(
-        default=("lm_head", "embed_tokens"), converter=_to_names, validator=_check_names
+        default=("lm_head", "embed_tokens"), converter=to_names, validator=_check_names
     )
     optimizer: str = attrs.field(default="adamw", validator=_one_of(OPTIMIZERS))
-    weight_decay: float = attrs.field(default=0.0, converter=_to_float, validator=_number(0.0))
+    weight_decay: float = attrs.field(default=0.0, converter=to_float, validator=_number(0.0))
     # 0 turns clipping off
-    max_grad_norm: float = attrs.field(default=1.0, converter=_to_float, validator=_number(0.0))
+    max_grad_norm: float = attrs.field(default=1.0, converter=to_float, validator=_number(0.0))
     # 0 turns checkpoints off
     checkpoint_every: int = attrs.field(default=50, validator=_int_at_least(0))
     eval_tokens: int = attrs.field(default=8192, validator=_int_at_least(0))
@@ -116,8 +106,8 @@ class DistillConfig(ContinualPretrainConfig):
     original model (alias, folder or hub id); by default the run's model.
     """
 
-    kl_weight: float = attrs.field(default=1.0, converter=_to_float, validator=_number(0.0, 1.0))
-    temperature: float = attrs.field(default=1.0, converter=_to_float, validator=_number(0.0, low_open=True))
+    kl_weight: float = attrs.field(default=1.0, converter=to_float, validator=_number(0.0, 1.0))
+    temperature: float = attrs.field(default=1.0, converter=to_float, validator=_number(0.0, low_open=True))
     teacher: str | None = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.instance_of(str))
     )
