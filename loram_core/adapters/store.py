@@ -11,6 +11,7 @@ import contextlib
 import difflib
 import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -45,6 +46,26 @@ def corrupt_message(path: Path, detail: str) -> str:
             f"aside and start an empty registry (or point LORAM_HOME at another folder)")
 
 
+def enable_wal(conn: sqlite3.Connection) -> None:
+    """Put the database in WAL mode (readers never block the writer, the writer never blocks them).
+
+    The switch takes an exclusive lock and SQLite does not call the busy handler for it: a second process
+    opening the same new file at that moment gets "database is locked" at once. So retry, with backoff, for
+    up to the busy timeout. The mode is stored in the file; later opens find it set and take no lock."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = "locked" in str(exc) or "busy" in str(exc)
+            if not busy or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+
 class AdapterStore:
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path is not None else db_path()
@@ -61,7 +82,7 @@ class AdapterStore:
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")  # readers never block the writer, the writer never blocks them
+            enable_wal(conn)
             migrate(conn, self.path)
             yield conn
         except sqlite3.OperationalError as exc:
