@@ -22,6 +22,23 @@ def _remove_stale(path: Path) -> None:
                     stale.unlink()
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where /proc allows (os.umask sets as it reads)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _usual_mode(path: Path, *, folder: bool) -> None:
+    # mkstemp/mkdtemp create 0600/0700 entries; an artifact gets the mode open()/mkdir() would have given it,
+    # so a published model or a RUN_DIR stays readable by the group the user's umask allows
+    os.chmod(path, (0o777 if folder else 0o666) & ~_umask())
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -32,6 +49,7 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        _usual_mode(Path(tmp), folder=False)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -55,6 +73,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _usual_mode(tmp, folder=True)
     old = None
     if path.exists():
         old = path.with_name(f".{path.name}.old-{os.getpid()}")

@@ -30,10 +30,32 @@ def _done(rows):
     return [r for r in rows if r["status"] == "done"]
 
 
+def _styles(rows) -> dict[str, dict]:
+    """One color per strategy (pruner and pattern), so a strategy's full-precision and quantized cells read as a
+    pair: solid line and round marker without a quantizer, dashed line and square marker with one."""
+    import matplotlib
+
+    palette = matplotlib.colormaps["tab10"].colors
+    strategies: dict[tuple, tuple] = {}
+    styles = {}
+    for r in rows:
+        key = (r.get("pruner"), r.get("pattern"), r.get("aligner"))
+        color = strategies.setdefault(key, palette[len(strategies) % len(palette)])
+        quantized = bool(r.get("quantizer"))
+        styles[r["label"]] = {"color": color, "linestyle": "--" if quantized else "-",
+                              "marker": "s" if quantized else "o"}
+    return styles
+
+
+def _legend_outside(ax, **kwargs):
+    # outside the axes, so no bar, point or curve is hidden behind it; _save crops to include it
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize=8, **kwargs)
+
+
 def ppl_bars(rows, path: Path, title: str) -> Path:
     plt = _pyplot()
     rows = _done(rows)
-    fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(rows) + 3), 5), dpi=110)
+    fig, ax = plt.subplots(figsize=(max(10, 1.3 * len(rows) + 5), 5), dpi=110)
     width = 0.8 / len(SERIES)
     for k, (key, name) in enumerate(SERIES):
         xs = [i + (k - 1.5) * width for i in range(len(rows))]
@@ -43,24 +65,27 @@ def ppl_bars(rows, path: Path, title: str) -> Path:
     ax.set_xticks(range(len(rows)), [r["label"] for r in rows], rotation=25, ha="right")
     ax.set_ylabel("perplexity on the test split (log scale, lower is better)")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    _legend_outside(ax)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
 
 def ppl_vs_reduction(rows, path: Path, title: str) -> Path:
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    fig, ax = plt.subplots(figsize=(10, 5), dpi=110)
+    styles = _styles(_done(rows))
     for r in _done(rows):
         x = r["params"].get("reduction_ratio")
         if x is None or r["ppl"].get("loram") is None:
             continue
-        ax.scatter([x], [r["ppl"]["loram"]], s=40)
-        ax.annotate(r["label"], (x, r["ppl"]["loram"]), fontsize=8, xytext=(4, 4), textcoords="offset points")
+        style = styles[r["label"]]
+        # a legend rather than text beside each point: cells at the same ratio would print over each other
+        ax.scatter([x], [r["ppl"]["loram"]], s=45, color=style["color"], marker=style["marker"],
+                   label=f"{r['label']} ({r['ppl']['loram']:.2f})")
     original = next((r["ppl"].get("original") for r in _done(rows) if r["ppl"].get("original")), None)
     if original:
-        ax.axhline(original, color="grey", linestyle="--", label=f"original, no fine-tuning ({original:.2f})")
-        ax.legend(fontsize=8)
+        ax.axhline(original, color="grey", linestyle=":", label=f"original, no fine-tuning ({original:.2f})")
+    _legend_outside(ax)
     ax.set_xlabel("parameter reduction ratio (original / pruned; 4-bit counts as 1/4)")
     ax.set_ylabel("LoRAM perplexity (original + recovered adapter)")
     ax.set_title(title)
@@ -70,14 +95,17 @@ def ppl_vs_reduction(rows, path: Path, title: str) -> Path:
 
 def loss_curves(rows, path: Path, title: str) -> Path:
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    fig, ax = plt.subplots(figsize=(10, 5), dpi=110)
+    styles = _styles(_done(rows))
     for r in _done(rows):
         if r["losses"]:
-            ax.plot(range(1, len(r["losses"]) + 1), r["losses"], label=r["label"], linewidth=1)
+            style = styles[r["label"]]
+            ax.plot(range(1, len(r["losses"]) + 1), r["losses"], label=r["label"], linewidth=1.2,
+                    color=style["color"], linestyle=style["linestyle"])
     ax.set_xlabel("training step")
     ax.set_ylabel("training loss (nats per token)")
     ax.set_title(title)
-    ax.legend(fontsize=7)
+    _legend_outside(ax)
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
@@ -86,7 +114,8 @@ def peak_memory(rows, path: Path, title: str) -> Path:
     plt = _pyplot()
     rows = [r for r in _done(rows) if r["memory"].get("train_peak_rss_mb") is not None]
     fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(rows) + 3), 5), dpi=110)
-    ax.bar(range(len(rows)), [r["memory"]["train_peak_rss_mb"] for r in rows], color="tab:purple")
+    bars = ax.bar(range(len(rows)), [r["memory"]["train_peak_rss_mb"] for r in rows], color="tab:purple")
+    ax.bar_label(bars, fmt="%.0f", fontsize=8)
     ax.set_xticks(range(len(rows)), [r["label"] for r in rows], rotation=25, ha="right")
     ax.set_ylabel("measured training peak RSS (MB)")
     ax.set_title(title)
@@ -98,7 +127,7 @@ def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
+    fig.savefig(tmp, bbox_inches="tight")  # the crop includes legends placed outside the axes
     tmp.replace(path)  # a half-written PNG never replaces a good one
     import matplotlib.pyplot as plt
 
