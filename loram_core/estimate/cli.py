@@ -58,7 +58,8 @@ def _pruner_rows(pruner, ratios, options):
         yield ratio, build_config(pruner.config_cls, opts, owner=f"pruner '{pruner.name}'")
 
 
-def estimate_rows(config, pruner_names, ratios, options, quantizer, *, batch_size, seq_len, rank, dtype_bytes):
+def estimate_rows(config, pruner_names, ratios, options, quantizer, *, batch_size, seq_len, rank, dtype_bytes,
+                  gradient_checkpointing=False, loss_chunk=0):
     from loram_core import registry
     from loram_core.arch import adapter_for
     from loram_core.estimate.memory import estimate_train_memory
@@ -76,7 +77,8 @@ def estimate_rows(config, pruner_names, ratios, options, quantizer, *, batch_siz
         for ratio, pcfg in _pruner_rows(pruner, ratios, options):
             params = estimate_params(config, arch, pruner, pcfg, bits=bits)
             mem = estimate_train_memory(config, arch, params, ratio=ratio, batch_size=batch_size, seq_len=seq_len,
-                                        rank=rank, dtype_bytes=dtype_bytes)
+                                        rank=rank, dtype_bytes=dtype_bytes,
+                                        gradient_checkpointing=gradient_checkpointing, loss_chunk=loss_chunk)
             rows.append({"pruner": name, "ratio": ratio, "quantizer": quantizer, "params": params.to_dict(),
                          "memory": mem.to_dict()})
     return rows
@@ -102,7 +104,10 @@ def cmd_estimate(args) -> int:
     config = load_any_config(args.model)
     options = _parse_options(args.pruner_options or [], "--pruner-opt")
     dtype_bytes = {"fp32": 4, "bf16": 2, "fp16": 2}[args.dtype]
-    common = dict(batch_size=args.batch_size, seq_len=args.seq_len, rank=args.rank, dtype_bytes=dtype_bytes)
+    if args.loss_chunk < 0:
+        raise LoramError(f"--loss-chunk must be 0 (off) or a positive number of positions, not {args.loss_chunk}")
+    common = dict(batch_size=args.batch_size, seq_len=args.seq_len, rank=args.rank, dtype_bytes=dtype_bytes,
+                  gradient_checkpointing=args.gradient_checkpointing, loss_chunk=args.loss_chunk)
     console = Console(width=None if sys.stdout.isatty() else 140)  # pipes and logs get the full table
     if args.budget:
         budget = parse_bytes(args.budget)
@@ -145,5 +150,9 @@ def add_command(cli) -> None:
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--rank", type=int, default=8)
     p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="training dtype of the weights")
+    p.add_argument("--gradient-checkpointing", action="store_true",
+                   help="estimate as `loram run --gradient-checkpointing` trains: layer inputs kept, layers recomputed")
+    p.add_argument("--loss-chunk", type=int, default=0, metavar="N",
+                   help="estimate as `loram run --loss-chunk N` trains: logits for N positions at a time")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_estimate)

@@ -4,7 +4,8 @@ The ground truth the estimate is checked against: a random model from ``config.j
 optionally pruned by ``magnitude`` at ``ratio``, LoRA trained for a few steps through the real loop; the peak
 is VmHWM minus the RSS after imports, with ``MALLOC_MMAP_THRESHOLD_=65536`` so freed tensors leave the RSS.
 
-    python -m loram_core.estimate.measure CONFIG_JSON --ratio 0.5 --batch-size 2 --seq-len 64 --steps 3
+    python -m loram_core.estimate.measure CONFIG_JSON --ratio 0.5 --batch-size 2 --seq-len 64 --steps 3 \
+        [--gradient-checkpointing] [--loss-chunk 128]
 prints one JSON line: {"peak_mb": ..., "params": ...}.
 """
 
@@ -20,12 +21,17 @@ from pathlib import Path
 
 
 def measure_in_subprocess(config_json: str | Path, *, ratio: float | None, batch_size: int, seq_len: int,
-                          steps: int = 3, rank: int = 8) -> dict:
+                          steps: int = 3, rank: int = 8, gradient_checkpointing: bool = False,
+                          loss_chunk: int = 0) -> dict:
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "LORAM_LOAD_PLUGINS": ""}
     argv = [sys.executable, "-m", "loram_core.estimate.measure", str(config_json), "--batch-size", str(batch_size),
             "--seq-len", str(seq_len), "--steps", str(steps), "--rank", str(rank)]
     if ratio:
         argv += ["--ratio", str(ratio)]
+    if gradient_checkpointing:
+        argv.append("--gradient-checkpointing")
+    if loss_chunk:
+        argv += ["--loss-chunk", str(loss_chunk)]
     out = subprocess.run(argv, env=env, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -38,6 +44,8 @@ def _main(argv: list[str] | None = None) -> None:
     p.add_argument("--seq-len", type=int, default=64)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--rank", type=int, default=8)
+    p.add_argument("--gradient-checkpointing", action="store_true")
+    p.add_argument("--loss-chunk", type=int, default=0)
     args = p.parse_args(argv)
 
     import gc
@@ -74,7 +82,8 @@ def _main(argv: list[str] | None = None) -> None:
     params = count_parameters(model)  # before LoRA is attached in place
     tokens = torch.randint(0, config.vocab_size, (args.batch_size * args.seq_len * 8,))
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len, rank=args.rank,
-                      checkpoint_every=10**6, warmup_steps=0)
+                      checkpoint_every=10**6, warmup_steps=0, gradient_checkpointing=args.gradient_checkpointing,
+                      loss_chunk=args.loss_chunk)
     with tempfile.TemporaryDirectory() as tmp:
         result = train_lora(model, tokens, cfg, adapter_dir=Path(tmp) / "a", progress=False, rss_baseline_mb=baseline)
     print(json.dumps({"peak_mb": result.train_peak_rss_mb, "params": params}))

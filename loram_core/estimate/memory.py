@@ -11,6 +11,9 @@ anything). Counted:
   after RoPE, repeated KV heads, the attention output, the four MLP intermediates), attention through SDPA
   (no s x s matrix kept);
 - the logits: fp32 logits, log-probabilities and their gradient, 3 V floats per token;
+- with ``gradient_checkpointing`` (the run flag of the same name) only each decoder layer's input is kept,
+  d floats per token and layer, plus one layer's activations while it is recomputed in backward; with
+  ``loss_chunk = N`` the logits exist for N positions at a time (checked against measured peaks too);
 - a fixed runtime overhead (kernels loaded on first use, autograd and optimizer bookkeeping): ~30 MiB on
   CPU, fitted on small models where the terms above explain the growth with batch x length to ~5 %.
 """
@@ -64,22 +67,29 @@ def _shapes(dims: dict[str, int]) -> dict[str, tuple[int, int]]:
 
 def estimate_train_memory(config, arch, params: ParamEstimate, *, ratio: float | None, batch_size: int,
                           seq_len: int, rank: int = 8, dtype_bytes: int = 4, blocksize: int = 64,
-                          targets: tuple[str, ...] = DEFAULT_TARGETS) -> MemoryEstimate:
+                          targets: tuple[str, ...] = DEFAULT_TARGETS, gradient_checkpointing: bool = False,
+                          loss_chunk: int = 0) -> MemoryEstimate:
     tokens = batch_size * seq_len
     n_layers = arch.num_layers(config)
     linear_weights = adapter = act_floats = 0
+    layer_floats = []
     for layer in range(n_layers):
         dims = _layer_dims(config, arch, params, ratio, layer)
         shapes = _shapes(dims)
         linear_weights += sum(o * i for o, i in shapes.values())
         adapter += sum(rank * (o + i) for name, (o, i) in shapes.items() if name in targets)
-        act_floats += 10.25 * dims["d"] + 6.25 * dims["q"] + 3 * dims["kv"] + 5.25 * dims["i"] + len(targets) * rank
+        layer_floats.append(10.25 * dims["d"] + 6.25 * dims["q"] + 3 * dims["kv"] + 5.25 * dims["i"]
+                            + len(targets) * rank)
+    if gradient_checkpointing:
+        act_floats = n_layers * config.hidden_size + max(layer_floats)
+    else:
+        act_floats = sum(layer_floats)
     held = params.pruned if params.pattern == "structured" else params.original  # masks keep their zeros
     if params.bits:
         other = held - linear_weights
         weights = int(linear_weights * params.bits / 8 + linear_weights / blocksize * 4 + other * dtype_bytes)
     else:
         weights = held * dtype_bytes
-    logits = 3 * config.vocab_size * tokens * 4
+    logits = 3 * config.vocab_size * (min(loss_chunk, tokens) if loss_chunk else tokens) * 4
     activations = int((act_floats + 3 * config.hidden_size) * tokens * dtype_bytes)  # kept at the training dtype
     return MemoryEstimate(weights=weights, adapter_state=adapter * 4 * 4, activations=activations, logits=logits)
