@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from loram_core.bench.grid import Strategy, build_grid
+from loram_core.bench.grid import Cell, Strategy, build_grid, labels
 from loram_core.cli.main import main
 from loram_core.errors import LoramError
 from test_cli_e2e import FAST, inputs  # noqa: F401  (module fixture)
@@ -16,8 +16,12 @@ def test_grid_crosses_strategies_ratios_and_quantizers_and_adds_baselines():
     assert Strategy.parse("sparsegpt:pattern=2:4,blocksize=64").options == (("pattern", "2:4"), ("blocksize", "64"))
     names = {c.name for c in cells}
     assert "sparsegpt-2of4-r0.5-nf4-noalign" in names and "none-fp-noalign" in names
-    labels = {c.label for c in cells}
-    assert {"LoRA full model", "QLoRA full model", "random 0.7 + nf4"} <= labels
+    names = {c.label for c in cells}
+    assert {"LoRA full model", "QLoRA full model", "random 0.7 + nf4", "sparsegpt 2:4 + nf4"} <= names  # 2:4 fixes the ratio
+    assert all(Cell.from_dict(c.to_dict()) == c for c in cells)  # reports re-label cells from their settings
+    twins = build_grid(["sparsegpt:pattern=2:4,samples=32", "sparsegpt:pattern=2:4,samples=128",
+                        "sparsegpt:pattern=unstructured,samples=32"], [0.5], ["none"], ["none"], baselines=False)
+    assert labels(twins) == ["sparsegpt 2:4 samples=32", "sparsegpt 2:4 samples=128", "sparsegpt unstructured 0.5"]
     with pytest.raises(LoramError, match="KEY=VALUE"):
         Strategy.parse("sparsegpt:2:4")
 

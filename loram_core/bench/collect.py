@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from loram_core.bench.grid import Cell, labels
 from loram_core.errors import LoramError
 
 
@@ -52,7 +53,13 @@ def collect(paths: list[Path]) -> list[dict]:
     for path in paths:
         path = Path(path)
         if (path / "bench.json").is_file():
-            for cell in json.loads((path / "bench.json").read_text())["cells"]:
+            cells = json.loads((path / "bench.json").read_text())["cells"]
+            try:  # labels from the cells' settings, so a bench written by an older loram reads the same
+                names = labels([Cell.from_dict(c) for c in cells])
+                cells = [{**c, "label": name} for c, name in zip(cells, names)]
+            except (KeyError, TypeError, AttributeError):
+                pass  # keep the labels the bench stored
+            for cell in cells:
                 report = Path(cell["dir"]) / "report.json"
                 if cell["status"] == "done" and report.is_file():
                     rows.append(row_of(json.loads(report.read_text()), Path(cell["dir"]), cell))

@@ -10,6 +10,7 @@ import attrs
 from loram_core.errors import LoramError
 
 _SAFE = re.compile(r"[^A-Za-z0-9.=_-]+")
+_N_OF_M = re.compile(r"^\d+:\d+$")
 
 
 @attrs.frozen
@@ -33,8 +34,15 @@ class Strategy:
         return cls(name.strip(), tuple(options))
 
     @property
-    def label(self) -> str:
-        return self.pruner + "".join(f" {v}" for _, v in self.options)
+    def pattern(self) -> str | None:
+        return dict(self.options).get("pattern")
+
+    def label(self, detail: bool = False) -> str:
+        """``sparsegpt 2:4``; with ``detail`` the other options too: ``sparsegpt 2:4 samples=32``."""
+        text = self.pruner + (f" {self.pattern}" if self.pattern else "")
+        if detail:
+            text += "".join(f" {k}={v}" for k, v in self.options if k != "pattern")
+        return text
 
 
 @attrs.frozen
@@ -54,12 +62,24 @@ class Cell:
 
     @property
     def label(self) -> str:
+        return self.describe()
+
+    def describe(self, detail: bool = False) -> str:
+        """What a table row or a plot legend calls the cell. The ratio is left out where an N:M pattern fixes
+        the sparsity; options other than the pattern only with ``detail`` (see ``labels``)."""
         if self.strategy.pruner == "none":
             text = "QLoRA full model" if self.quantizer else "LoRA full model"
         else:
-            text = self.strategy.label + ("" if self.ratio is None else f" {self.ratio:g}")
+            text = self.strategy.label(detail)
+            if self.ratio is not None and not _N_OF_M.match(self.strategy.pattern or ""):
+                text += f" {self.ratio:g}"
             text += f" + {self.quantizer}" if self.quantizer else ""
         return text + (f" + {self.aligner}" if self.aligner else "")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Cell:
+        options = tuple((str(k), str(v)) for k, v in (d.get("options") or {}).items())
+        return cls(Strategy(d["pruner"], options), d.get("ratio"), d.get("quantizer"), d.get("aligner"))
 
     def run_args(self) -> list[str]:
         args = ["--pruner", self.strategy.pruner]
@@ -77,6 +97,13 @@ class Cell:
         return {"name": self.name, "label": self.label, "pruner": self.strategy.pruner,
                 "options": dict(self.strategy.options), "ratio": self.ratio, "quantizer": self.quantizer,
                 "aligner": self.aligner}
+
+
+def labels(cells: list[Cell]) -> list[str]:
+    """Short labels, with every option spelled out only for cells whose short labels would collide
+    (``sparsegpt 2:4 samples=32`` next to ``sparsegpt 2:4 samples=128``)."""
+    short = [c.describe() for c in cells]
+    return [c.describe(detail=True) if short.count(s) > 1 else s for c, s in zip(cells, short)]
 
 
 def _none_if_off(values) -> list[str | None]:
