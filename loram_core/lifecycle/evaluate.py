@@ -33,7 +33,7 @@ def run_eval(run: RunDir, res: Resources) -> dict:
 
     rows: dict[str, float] = {}
     if (run.pruned / PRUNED_META).is_file():
-        pruned, _ = load_pruned_model(run, res, dtype=None if s.quantizer else placement.dtype)
+        pruned = load_pruned_model(run, res, dtype=None if s.quantizer else placement.dtype)[0]  # masks not kept
         pruned, _ = quantize_pruned(pruned, s)  # evaluate the small model as it was trained
         pruned = placement.place(pruned, cast=False)  # in its dtype already (or the quantizer's)
         rows["pruned"] = ppl(pruned, "ppl pruned")

@@ -46,7 +46,8 @@ def run_train(run: RunDir, res: Resources) -> dict:
     placement = Placement.from_settings(s)
     # A quantizer gets fp32 weights and picks its own dtypes; otherwise the base is loaded in the run's dtype
     # (LoRA weights stay fp32: PEFT upcasts adapters on half-precision bases).
-    model, _plan = load_pruned_model(run, res, dtype=placement.dtype if not s.quantizer else None)
+    # [0]: the plan is not kept; a mask plan's masks (one byte per linear weight) would sit in the measured peak
+    model = load_pruned_model(run, res, dtype=placement.dtype if not s.quantizer else None)[0]
     model, quantized = quantize_pruned(model, s)
     gc.collect()
     # a quantizer knows the bytes its state holds beside the packed weights
