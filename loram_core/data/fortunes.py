@@ -13,8 +13,8 @@ import re
 from pathlib import Path
 
 from loram_core.data.splits import TextSplits, split_by_key
-from loram_core.errors import LoramError
 from loram_core.data.text_files import group_documents
+from loram_core.errors import LoramError
 
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
 APT_HINT = "apt-get install -y fortunes"

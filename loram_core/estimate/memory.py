@@ -71,7 +71,7 @@ def estimate_train_memory(config, arch, params: ParamEstimate, *, ratio: float |
                           loss_chunk: int = 0) -> MemoryEstimate:
     tokens = batch_size * seq_len
     n_layers = arch.num_layers(config)
-    linear_weights = adapter = act_floats = 0
+    linear_weights = adapter = 0
     layer_floats = []
     for layer in range(n_layers):
         dims = _layer_dims(config, arch, params, ratio, layer)
