@@ -33,12 +33,21 @@ class PruneContext:
     weights: Any = None  # a WeightStore: reconstructed weights for planned modules (e.g. SparseGPT's update)
 
 
+def positive_int(instance, attribute, value) -> None:
+    """attrs validator: an integer >= 1."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{attribute.name} must be an integer >= 1, got {value!r}")
+
+
 @attrs.frozen
 class StructuredConfig:
     ratio: float = attrs.field(validator=ratio_in_unit_interval)
     layers: tuple[int, int] | None = attrs.field(default=None, converter=parse_layers)
     attention: bool = True
     mlp: bool = True
+    # Kept widths (MLP channels; query and KV rows) rounded to a multiple of this, e.g. 32 for bitsandbytes'
+    # packed CPU layout or tensor-core tiles; the ratio reached is recorded in the plan (docs/results.md).
+    align_to: int = attrs.field(default=1, validator=positive_int)
 
 
 def layer_range(cfg: StructuredConfig, ctx: PruneContext) -> range:
@@ -73,7 +82,7 @@ def structured_plan(
             for group in ctx.arch.groups(ctx.model_config, layer):
                 if not getattr(cfg, group.kind, True):
                     continue
-                removed = group.removed(cfg.ratio)
+                removed = group.removed(cfg.ratio, cfg.align_to)
                 if removed == 0:
                     continue
                 kept = keep_units(score(group), group.units - removed)
@@ -83,7 +92,29 @@ def structured_plan(
                     shapes[member.module] = tuple(model.get_submodule(member.module).weight.shape)
             bar.advance(task)
     entries = {m: SliceEntry(shape=shapes[m], **axes) for m, axes in slices.items()}
-    return PrunePlan(base=ctx.fingerprint, pruner=pruner, pattern="structured", entries=entries)
+    plan = PrunePlan(base=ctx.fingerprint, pruner=pruner, pattern="structured", entries=entries)
+    return with_ratio_reached(plan, ctx, layers)
+
+
+def ratio_reached(plan: PrunePlan, ctx: PruneContext, layers: range) -> dict[str, float]:
+    """Per kind, the fraction of units the plan removes across ``layers`` (differs from the ratio asked
+    where rounding, ``align_to`` or a kept minimum moved it)."""
+    total: dict[str, int] = {}
+    removed: dict[str, int] = {}
+    for layer in layers:
+        for group in ctx.arch.groups(ctx.model_config, layer):
+            member = group.members[0]
+            entry = plan.entries.get(member.module)
+            idx = None if entry is None else (entry.keep_out if member.axis == "out" else entry.keep_in)
+            kept = group.units if idx is None else idx.numel() // member.unit_size
+            total[group.kind] = total.get(group.kind, 0) + group.units
+            removed[group.kind] = removed.get(group.kind, 0) + group.units - kept
+    return {kind: round(removed[kind] / total[kind], 6) for kind in sorted(total)}
+
+
+def with_ratio_reached(plan: PrunePlan, ctx: PruneContext, layers: range) -> PrunePlan:
+    params = {**plan.pruner.params, "ratio_reached": ratio_reached(plan, ctx, layers)}
+    return attrs.evolve(plan, pruner=attrs.evolve(plan.pruner, params=params))
 
 
 @contextlib.contextmanager

@@ -27,9 +27,23 @@ class CouplingGroup:
     # How a ratio turns into a count of removed units: the paper removes int(KV*r) KV heads, ceil(I*r) channels.
     rounding: str = "floor"
 
-    def removed(self, ratio: float) -> int:
+    def removed(self, ratio: float, align_to: int = 1) -> int:
+        """Units removed at ``ratio``; with ``align_to`` > 1, every member's kept width is made a multiple of it."""
         n = math.floor(self.units * ratio) if self.rounding == "floor" else math.ceil(self.units * ratio)
-        return min(n, self.units - 1)  # never remove a whole group: the layer would have no width left
+        n = min(n, self.units - 1)  # never remove a whole group: the layer would have no width left
+        if align_to == 1 or n == 0:
+            return n
+        return self.units - self.aligned_keep(self.units - n, align_to)
+
+    def unit_step(self, align_to: int) -> int:
+        """The fewest units whose channels are a multiple of ``align_to`` on every member's axis."""
+        return math.lcm(*(align_to // math.gcd(align_to, m.unit_size) for m in self.members))
+
+    def aligned_keep(self, keep: int, align_to: int) -> int:
+        """``keep`` rounded to the nearest multiple of ``unit_step`` (ties keep more), at least one step and at
+        most every unit (a dense width that is not a multiple stays as it is)."""
+        step = self.unit_step(align_to)
+        return min(max(step, (keep + step // 2) // step * step), self.units)
 
     def channels(self, member: GroupMember, units: torch.Tensor) -> torch.Tensor:
         """Sorted channel indices of ``units`` along ``member``'s axis (vectorized, no Python loop)."""

@@ -78,7 +78,8 @@ def estimate_rows(config, pruner_names, ratios, options, quantizer, *, batch_siz
             params = estimate_params(config, arch, pruner, pcfg, bits=bits)
             mem = estimate_train_memory(config, arch, params, ratio=ratio, batch_size=batch_size, seq_len=seq_len,
                                         rank=rank, dtype_bytes=dtype_bytes,
-                                        gradient_checkpointing=gradient_checkpointing, loss_chunk=loss_chunk)
+                                        gradient_checkpointing=gradient_checkpointing, loss_chunk=loss_chunk,
+                                        align_to=getattr(pcfg, "align_to", 1))
             rows.append({"pruner": name, "ratio": ratio, "quantizer": quantizer, "params": params.to_dict(),
                          "memory": mem.to_dict()})
     return rows

@@ -45,13 +45,13 @@ class MemoryEstimate:
                 "logits": self.logits, "overhead": self.overhead, "total": self.total}
 
 
-def _layer_dims(config, arch, params: ParamEstimate, ratio: float | None, layer: int) -> dict[str, int]:
+def _layer_dims(config, arch, params: ParamEstimate, ratio: float | None, layer: int, align_to: int = 1) -> dict[str, int]:
     heads, kv = config.num_attention_heads, config.num_key_value_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
     kept_kv, inter = kv, config.intermediate_size
     if params.pattern == "structured" and ratio and params.layers[0] <= layer < params.layers[1]:
         for group in arch.groups(config, layer):
-            kept = group.units - group.removed(ratio)
+            kept = group.units - group.removed(ratio, align_to)
             if group.kind == "attention":
                 kept_kv = kept
             elif group.kind == "mlp":
@@ -68,13 +68,13 @@ def _shapes(dims: dict[str, int]) -> dict[str, tuple[int, int]]:
 def estimate_train_memory(config, arch, params: ParamEstimate, *, ratio: float | None, batch_size: int,
                           seq_len: int, rank: int = 8, dtype_bytes: int = 4, blocksize: int = 64,
                           targets: tuple[str, ...] = DEFAULT_TARGETS, gradient_checkpointing: bool = False,
-                          loss_chunk: int = 0) -> MemoryEstimate:
+                          loss_chunk: int = 0, align_to: int = 1) -> MemoryEstimate:
     tokens = batch_size * seq_len
     n_layers = arch.num_layers(config)
     linear_weights = adapter = 0
     layer_floats = []
     for layer in range(n_layers):
-        dims = _layer_dims(config, arch, params, ratio, layer)
+        dims = _layer_dims(config, arch, params, ratio, layer, align_to)
         shapes = _shapes(dims)
         linear_weights += sum(o * i for o, i in shapes.values())
         adapter += sum(rank * (o + i) for name, (o, i) in shapes.items() if name in targets)

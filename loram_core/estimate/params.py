@@ -53,14 +53,14 @@ def _linear_info(model) -> dict[str, tuple[int, int, bool]]:
 
 
 def structured_removed(config, arch, ratio: float, layers: range, attention: bool = True, mlp: bool = True,
-                       linears=None) -> int:
+                       linears=None, align_to: int = 1) -> int:
     linears = linears or _linear_info(meta_model(config))
     removed = 0
     for layer in layers:
         for group in arch.groups(config, layer):
             if not {"attention": attention, "mlp": mlp}.get(group.kind, True):
                 continue
-            units = group.removed(ratio)
+            units = group.removed(ratio, align_to)
             for member in group.members:
                 out, inp, bias = linears[member.module]
                 other = inp if member.axis == "out" else out
@@ -103,16 +103,8 @@ def estimate_params(config, arch, pruner, pruner_config, bits: int | None = None
     elif pattern == "structured":
         removed = 0 if not ratio else structured_removed(
             config, arch, ratio, layers, getattr(pruner_config, "attention", True),
-            getattr(pruner_config, "mlp", True), linears)
+            getattr(pruner_config, "mlp", True), linears, getattr(pruner_config, "align_to", 1))
     else:
         removed = masked_removed(config, arch, pattern_sparsity(pattern, ratio), layers, linears)
     return ParamEstimate(original, original - removed, bits, pattern, (layers.start, layers.stop))
-
-
-def kept_dims(config, arch, ratio: float, layer: int) -> dict[str, int]:
-    """Kept KV heads and MLP channels of one pruned layer (for the table)."""
-    out = {}
-    for group in arch.groups(config, layer):
-        out[group.kind] = group.units - group.removed(ratio)
-    return out
 

@@ -68,10 +68,16 @@ def describe(model: nn.Module, config) -> dict[str, Any]:
         params_kept += sum(p.numel() for p in own)
     block: dict[str, Any] = {"quant_type": config.quant_type, "bits": config.bits}
     if config.bits == 4:
+        from loram_plugin_bnb.layers import fits_cpu_packed_layout
+
+        fit = [fits_cpu_packed_layout(m.out_features, m.in_features, config.blocksize)
+               for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
         block.update(
             double_quant=config.double_quant,
             blocksize=config.blocksize,
             compute_dtype=str(resolve_compute_dtype(config.compute_dtype)).removeprefix("torch."),
+            # modules whose shape bitsandbytes' AVX512-BF16 CPU layout holds (the others take its general path)
+            cpu_packed_layout={"fit": sum(fit), "unfit": len(fit) - sum(fit)},
         )
     else:
         block.update(threshold=float(config.threshold))

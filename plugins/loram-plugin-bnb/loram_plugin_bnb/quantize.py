@@ -65,9 +65,11 @@ def _check_model(model: nn.Module) -> None:
 def _four_bit(linear: nn.Linear, config: FourBitConfig, compute_dtype: torch.dtype) -> nn.Module:
     import bitsandbytes as bnb
 
+    from loram_plugin_bnb.layers import LoramLinear4bit
+
     device = linear.weight.device
     # meta: the module's own random init would allocate and fill an fp32 weight only to throw it away
-    new = bnb.nn.Linear4bit(
+    new = LoramLinear4bit(
         linear.in_features, linear.out_features, bias=linear.bias is not None, compute_dtype=compute_dtype,
         compress_statistics=config.double_quant, quant_type=config.quant_type, device="meta",
     )
@@ -86,11 +88,13 @@ def _eight_bit(linear: nn.Linear, config: Int8Config) -> nn.Module:
 
     import bitsandbytes as bnb
 
+    from loram_plugin_bnb.layers import LoramLinear8bitLt
+
     # bitsandbytes warns on every int8 matmul of fp32 inputs (cast to fp16 inside): documented, not actionable
     warnings.filterwarnings("ignore", message="MatMul8bitLt: inputs will be cast from")
 
     device = linear.weight.device
-    new = bnb.nn.Linear8bitLt(
+    new = LoramLinear8bitLt(
         linear.in_features, linear.out_features, bias=linear.bias is not None, has_fp16_weights=False,
         threshold=float(config.threshold), device="meta",
     )
@@ -116,7 +120,8 @@ def _own_memory(model: nn.Module) -> None:
 def quantize_model(model: nn.Module, config: FourBitConfig | Int8Config) -> nn.Module:
     """Quantize ``model``'s Linear weights in place (except ``config.skip_modules`` and tied ones); return it.
 
-    Sets ``is_loaded_in_4bit`` / ``is_loaded_in_8bit`` as transformers' loader does: PEFT reads them to wrap
+    Modules whose pruned shape bitsandbytes' packed AVX512-BF16 CPU path cannot take stay on its general
+    path (``layers.py``). Sets ``is_loaded_in_4bit`` / ``is_loaded_in_8bit`` as transformers' loader does: PEFT reads them to wrap
     the quantized modules in its bitsandbytes LoRA layers.
     """
     _check_model(model)
@@ -130,10 +135,14 @@ def quantize_model(model: nn.Module, config: FourBitConfig | Int8Config) -> nn.M
         new = _four_bit(linear, config, compute_dtype) if four_bit else _eight_bit(linear, config)
         new.requires_grad_(False)
         new.train(linear.training)
+        new.loram_name = name
         model.set_submodule(name, new)
         del linear  # the fp32 weight goes with the last reference to the old module
     _own_memory(model)
     if four_bit:
+        from loram_plugin_bnb.layers import keep_unfit_modules_on_general_path
+
+        keep_unfit_modules_on_general_path(model)
         model.is_loaded_in_4bit = True
     else:
         model.is_loaded_in_8bit = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 
 from loram_core.configs import parse_layers, ratio_in_unit_interval
+from loram_core.structured import positive_int
 
 # Taylor criteria need gradients on calibration data; the weight norms need only the weights.
 TAYLOR_CRITERIA = ("param_first", "param_second", "param_mix")
@@ -55,6 +56,9 @@ class LLMPrunerConfig:
     samples: int | None = attrs.field(default=None, validator=_int_at_least_or_none(1))
     seq_len: int | None = attrs.field(default=None, validator=_int_at_least_or_none(2))  # 2: one predicted token
     data: str | None = attrs.field(default=None, validator=_text_or_none)
+    # Kept widths rounded to a multiple of this (the core's StructuredConfig.align_to); with global ranking
+    # each group's kept count is rounded after the competition, its best-scoring units kept.
+    align_to: int = attrs.field(default=1, validator=positive_int)
 
     @property
     def needs_gradients(self) -> bool:

@@ -49,6 +49,7 @@ class LLMPruner:
             "samples": None,  # set below when calibration data is used
             "seq_len": None,
             "data": config.data,  # None: the run's training split
+            "align_to": config.align_to,
             "seed": context.seed,
         }
         stats = None

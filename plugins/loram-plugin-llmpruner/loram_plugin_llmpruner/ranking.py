@@ -9,7 +9,7 @@ import torch
 
 from loram_core.arch import CouplingGroup
 from loram_core.plan import PrunePlan, PrunerInfo, SliceEntry
-from loram_core.structured import layer_range, structured_plan
+from loram_core.structured import keep_units, layer_range, structured_plan, with_ratio_reached
 
 
 def groups_to_prune(cfg, ctx) -> list[CouplingGroup]:
@@ -18,7 +18,7 @@ def groups_to_prune(cfg, ctx) -> list[CouplingGroup]:
         group
         for layer in layer_range(cfg, ctx)
         for group in ctx.arch.groups(ctx.model_config, layer)
-        if getattr(cfg, group.kind, True) and group.removed(cfg.ratio) > 0
+        if getattr(cfg, group.kind, True) and group.removed(cfg.ratio, cfg.align_to) > 0
     ]
 
 
@@ -68,9 +68,11 @@ def global_ranking_plan(
         mask = torch.ones(g.units, dtype=torch.bool)
         mask[removed[g.name]] = False
         kept[g.name] = mask.nonzero().flatten()
+        if cfg.align_to > 1:
+            kept[g.name] = keep_units(scores[g.name], g.aligned_keep(kept[g.name].numel(), cfg.align_to))
     layers = layer_range(cfg, ctx)
     info = attrs.evolve(info, params={**info.params, "layers": [layers.start, layers.stop]})
-    return plan_from_kept(model, ctx, info, groups, kept)
+    return with_ratio_reached(plan_from_kept(model, ctx, info, groups, kept), ctx, layers)
 
 
 def plan_from_kept(model, ctx, info: PrunerInfo, groups: list[CouplingGroup], kept: Mapping[str, torch.Tensor]) -> PrunePlan:

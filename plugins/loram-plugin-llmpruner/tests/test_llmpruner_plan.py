@@ -193,3 +193,16 @@ def test_taylor_criteria_need_calibration_data_but_norms_do_not():
         PRUNER.plan(model, config(), no_data)
     plan = PRUNER.plan(model, config(criterion="l1"), no_data)
     assert plan.pruner.params["samples"] is None
+
+
+@pytest.mark.parametrize("ranking", ["layer", "global"])
+def test_align_to_keeps_multiples_and_records_the_ratio_reached(ranking):
+    model = tiny_llama(seed=0, gqa=True)
+    plan = PRUNER.plan(model, config(criterion="l2", ranking=ranking, ratio=0.3, align_to=32), make_context(model))
+    validate_plan(plan, model.config)
+    kept = [kept_mlp_units(plan, layer).numel() for layer in range(1, 7)]
+    assert all(k % 32 == 0 or k == INTER for k in kept), kept
+    reached = plan.pruner.params["ratio_reached"]
+    assert reached["mlp"] == round(1 - sum(kept) / (6 * INTER), 6) and plan.pruner.params["align_to"] == 32
+    if ranking == "layer":  # 96 - ceil(28.8) = 67 -> 64 kept in every layer
+        assert kept == [64] * 6
