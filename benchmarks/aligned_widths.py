@@ -3,8 +3,9 @@
     python benchmarks/aligned_widths.py --model smollm2-135m --ratio 0.3 --align-to 32
 
 One process, one configuration at a time, the same batches for each: the magnitude plan at ``--ratio`` with
-``align_to`` 1 (what the pruner keeps) and N, each in fp32 and in NF4, plus NF4 with bitsandbytes' packed
-CPU path forced off for every module (so the table separates "aligned widths" from "the packed kernel").
+``align_to`` 1 (what the pruner keeps) and N, each in fp32, in NF4 as the quantizer does by default
+(bitsandbytes' general path) and in NF4 with ``cpu_packed`` (its AVX512-BF16 packed kernel on every
+module whose shape fits), so the table separates "aligned widths" from "the packed kernel".
 Train: LoRA r=8 on the seven projections, forward + backward + AdamW step, tokens per second over the
 timed steps (after one warm-up). Eval: no-grad forward in eval mode (where bitsandbytes repacks fitting
 modules on CPUs with AVX512-BF16), tokens per second, and the loss on the same batch to show the numerics.
@@ -45,17 +46,12 @@ def pruned_model(res, ratio: float, align_to: int):
 
 
 def prepared(res, ratio: float, align_to: int, weights: str):
-    import bitsandbytes as bnb
     from loram_plugin_bnb import quantize_model
     from loram_plugin_bnb.config import NF4Config
 
     model, plan = pruned_model(res, ratio, align_to)
-    if weights != "fp32":
-        quantize_model(model, NF4Config())
-        if weights == "nf4, packed off":
-            for m in model.modules():
-                if isinstance(m, bnb.nn.Linear4bit):
-                    m.support_avx512bf16_for_cpu = False
+    if weights != "fp32":  # "nf4": the quantizer's default (general path); "nf4 cpu_packed": packed where it fits
+        quantize_model(model, NF4Config(cpu_packed=weights == "nf4 cpu_packed"))
     return model, plan
 
 
@@ -108,7 +104,7 @@ def main() -> None:
     batch_train = tokens[: 4 * 128].view(4, 128)
     rows = []
     for align_to in (1, args.align_to):
-        for quantize in ("fp32", "nf4", "nf4, packed off"):
+        for quantize in ("fp32", "nf4", "nf4 cpu_packed"):
             model, plan = prepared(res, args.ratio, align_to, quantize)
             kept = model.model.layers[4].mlp.gate_proj.out_features
             del model

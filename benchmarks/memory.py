@@ -2,11 +2,11 @@
 
     python benchmarks/memory.py --model smollm2-135m --data shakespeare --pruner magnitude --ratio 0.5 --steps 10
 
-The prune stage runs once per plan (``none`` for the full original, ``--pruner`` for LoRAM) into WORK/prep-*;
-each configuration then gets its own run directory (hard links to the prepared plan and weights) and its
-train stage runs as ``loram train RUN_DIR`` in its own process, started with ``MALLOC_MMAP_THRESHOLD_=65536``
-so freed tensors go back to the kernel. The peak is measured as design §5 says and ``loram train`` records
-it: VmHWM (reset through /proc/self/clear_refs once the model is loaded and quantized) minus the RSS before
+The prune stage runs once per plan (``none`` for the full original, ``--pruner`` for LoRAM) into WORK/prep-*; each
+configuration then gets its own run directory (hard links to the prepared plan and weights) and its train stage
+runs as ``loram train RUN_DIR`` in its own process, started with ``MALLOC_MMAP_THRESHOLD_=65536`` so freed tensors
+go back to the kernel. The peak is measured as docs/architecture.md ("Measuring memory") says and ``loram train``
+records it: VmHWM (reset through /proc/self/clear_refs once the model is loaded and quantized) minus the RSS before
 the model was loaded, i.e. the resident model plus everything training adds. Nothing here is computed.
 """
 

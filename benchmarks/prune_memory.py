@@ -2,12 +2,12 @@
 
     python benchmarks/prune_memory.py --model smollm2-135m --data shakespeare --pattern 2:4 --samples 128 --seq-len 512
 
-The prune stage runs in its own process, started with ``MALLOC_MMAP_THRESHOLD_=65536`` so freed tensors go
-back to the kernel. That process imports everything the stage uses, records its RSS (the baseline), resets
-VmHWM through /proc/self/clear_refs, runs ``loram prune`` in-process and reports VmHWM; the peak is VmHWM
-minus the baseline (design §5). Nothing here is computed, except the budget the peak is compared with:
-half the model's fp32 size plus the calibration activations (samples x seq_len x hidden x 4 bytes), which is
-what "one layer at a time" promises for a model whose layers dominate its size.
+The prune stage runs in its own process, started with ``MALLOC_MMAP_THRESHOLD_=65536`` so freed tensors go back to
+the kernel. That process imports everything the stage uses, records its RSS (the baseline), resets VmHWM through
+/proc/self/clear_refs, runs ``loram prune`` in-process and reports VmHWM; the peak is VmHWM minus the baseline
+(docs/architecture.md, "Measuring memory"). Nothing here is computed, except the budget the peak is compared with:
+half the model's fp32 size plus the calibration activations (samples x seq_len x hidden x 4 bytes), which is what
+"one layer at a time" promises for a model whose layers dominate its size.
 """
 
 from __future__ import annotations

@@ -2,11 +2,11 @@
 
     python benchmarks/streaming_prune.py --model smollm2-135m --pruner magnitude --ratio 0.5
 
-Each configuration runs in its own process started with ``MALLOC_MMAP_THRESHOLD_=65536``; the process
-imports everything the stage uses, records its RSS (the baseline), resets VmHWM through /proc/self/clear_refs,
-runs ``loram prune`` in-process and reports VmHWM; peak = VmHWM - baseline (design §5). The in-memory row
-registers the same pruner with ``streaming = False`` under another name, so the prune stage loads the whole
-original first, as it did before the built-in pruners streamed. The two plans must be equal.
+Each configuration runs in its own process started with ``MALLOC_MMAP_THRESHOLD_=65536``; the process imports
+everything the stage uses, records its RSS (the baseline), resets VmHWM through /proc/self/clear_refs, runs
+``loram prune`` in-process and reports VmHWM; peak = VmHWM - baseline (docs/architecture.md, "Measuring
+memory"). The in-memory row registers the same pruner with ``streaming = False`` under another name, so the prune
+stage loads the whole original first, as it did before the built-in pruners streamed. The two plans must be equal.
 """
 
 from __future__ import annotations

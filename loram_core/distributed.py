@@ -75,17 +75,15 @@ def warn_single_cpu_launch() -> None:
               "'torchrun --nproc_per_node N -m loram_core.cli ...'", file=sys.stderr)
 
 
-COLLECTIVE_STAGES = ("train", "align")  # every process takes part; the rest run on the main process
-
-
-def run_stage(stage: str, fn: Callable[..., T], *args, device: str = "auto") -> T | None:
-    """Run one lifecycle stage under the rules above; returns once every process may go on."""
+def run_stage(fn: Callable[..., T], *args, collective: bool, device: str = "auto") -> T | None:
+    """Run one lifecycle stage under the rules above (``collective``: every process takes part, as the stage
+    table says of train and align); returns once every process may go on."""
     if process_count() == 1:
         return fn(*args)
     from loram_core.placement import resolve_device
 
     cpu = resolve_device(device) == "cpu"  # must match the training loop's Accelerator(cpu=...)
-    if stage in COLLECTIVE_STAGES:
+    if collective:
         barrier(cpu)  # the main process may have just written what this stage reads
         result = fn(*args)
         barrier(cpu)

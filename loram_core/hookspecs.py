@@ -1,4 +1,5 @@
-"""The hooks a loram plugin can implement. Each receives a ``register`` callback (as in simonw/llm)."""
+"""The hooks a loram plugin can implement. Each receives a ``register`` callback (as in simonw/llm); what
+``register(obj)`` takes is a protocol of ``loram_core.protocols``, described in docs/plugins.md."""
 
 from pluggy import HookimplMarker, HookspecMarker
 
@@ -8,42 +9,37 @@ hookimpl = HookimplMarker("loram")
 
 @hookspec
 def register_pruners(register):
-    """Register pruners: ``register(pruner)``; a pruner has ``name``, ``config_cls`` and
-    ``plan(model, config, context) -> PrunePlan``: it only decides, the core applies."""
+    """``register(pruner, aliases=())``: a ``loram_core.protocols.Pruner``."""
 
 
 @hookspec
 def register_quantizers(register):
-    """Register quantizers: ``register(quantizer)``; it has ``name``, ``config_cls`` (with ``bits``) and
-    ``quantize(model, config) -> model``, applied to the pruned model only (QLoRAM)."""
+    """``register(quantizer, aliases=())``: a ``loram_core.protocols.Quantizer``."""
 
 
 @hookspec
 def register_aligners(register):
-    """Register aligners: ``register(aligner)``; it has ``name``, ``config_cls`` and
-    ``align(model, config, context) -> dict``, training the pruned model in place (see lifecycle/align.py)."""
+    """``register(aligner, aliases=())``: a ``loram_core.protocols.Aligner``."""
 
 
 @hookspec
 def register_recoverers(register):
-    """Register recovery fill methods: ``register(recoverer)``; it has ``name`` and
-    ``fill(shape, *, factor, dtype, generator) -> Tensor``, the values at pruned positions."""
+    """``register(recoverer, aliases=())``: a ``loram_core.protocols.Recoverer``."""
 
 
 @hookspec
 def register_architectures(register):
-    """Register model-family adapters: ``register(adapter)``; it has ``name``, ``model_types``,
-    ``num_layers(config)``, ``default_layers(config)`` and ``groups(config, layer) -> [CouplingGroup]``."""
+    """``register(family, aliases=())``: a ``loram_core.protocols.ArchitectureFamily``."""
 
 
 @hookspec
 def register_datasets(register):
-    """Register dataset aliases: ``register(dataset)``; it has ``name`` and ``load(**options)``."""
+    """``register(dataset, aliases=())``: a ``loram_core.protocols.Dataset``."""
 
 
 @hookspec
 def register_models(register):
-    """Register model aliases: ``register(model)``; it has ``name`` and ``resolve() -> local folder``."""
+    """``register(model, aliases=())``: a ``loram_core.protocols.ModelAlias``."""
 
 
 @hookspec

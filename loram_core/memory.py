@@ -1,4 +1,5 @@
-"""Resident-memory probes from /proc (Linux). Peak memory is measured, never computed (design §5).
+"""Resident-memory probes from /proc (Linux). Peak memory is measured, never computed
+(docs/architecture.md, "Measuring memory").
 
 ``tracemalloc`` does not see tensor storage and torch has no CPU peak counter, so the kernel's VmHWM
 (high-water mark of the resident set) is the measure; writing "5" to /proc/self/clear_refs resets it.

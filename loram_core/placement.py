@@ -1,9 +1,9 @@
 """Where the model computes and in which dtype: ``--device cpu|cuda|auto`` and ``--dtype auto|fp32|bf16|fp16``.
 
-``auto`` picks CUDA when there is a GPU, and bf16 on GPUs that support it, fp32 everywhere else: on a CPU
-without bf16 instructions fp32 is ~3.5x faster (design §7), so CPU defaults stay exactly as before.
-Under ``accelerate launch`` each process's GPU comes from accelerate (``LOCAL_RANK``), not from here.
-Pruning is not placed: plans are decided in fp32 on the CPU, so they do not depend on the machine.
+``auto`` picks CUDA when there is a GPU, and bf16 on GPUs that support it, fp32 everywhere else: on a CPU without
+bf16 instructions fp32 is ~3.5x faster (docs/architecture.md, "Running offline and on CPUs"), so CPU defaults stay
+exactly as before. Under ``accelerate launch`` each process's GPU comes from accelerate (``LOCAL_RANK``), not from
+here. Pruning is not placed: plans are decided in fp32 on the CPU, so they do not depend on the machine.
 """
 
 from __future__ import annotations

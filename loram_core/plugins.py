@@ -53,13 +53,10 @@ def _load_entry_points(only: set[str] | None) -> None:
             _warn(ep.name, exc)
 
 
-def trace(message: str) -> None:
-    if os.environ.get("LORAM_TRACE_PLUGINS"):
-        print(f"loram trace: {message}", file=sys.stderr)
-
-
 def _trace_hook_calls() -> None:
-    """LORAM_TRACE_PLUGINS=1: print every hook call, its implementations and outcome (as datasette does)."""
+    """LORAM_TRACE_PLUGINS=1: print every hook call, its implementations and outcome (as datasette does).
+
+    The only trace: the registry calls each implementation through pluggy too, so its calls show here."""
 
     def before(hook_name, hook_impls, kwargs):
         names = ", ".join(impl.plugin_name for impl in hook_impls)

@@ -1,4 +1,5 @@
-"""Recovery: a LoRA adapter trained on the pruned model -> an adapter for the ORIGINAL model (design §3).
+"""Recovery: a LoRA adapter trained on the pruned model -> an adapter for the ORIGINAL model
+(docs/architecture.md, "Recovery").
 
 Pure function over state dicts. Sliced outputs scatter rows of lora_B, sliced inputs scatter columns of
 lora_A (``index_copy_``, vectorized); mask entries and unpruned modules are copied unchanged.

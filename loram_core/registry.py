@@ -10,6 +10,7 @@ from loram_core import __version__
 from loram_core.errors import LoramError, UnknownPluginError
 from loram_core import plugins
 from loram_core.plugins import load_plugins
+from loram_core.protocols import PROTOCOLS, optional_member
 
 # kind (singular, for messages) -> hook name
 KINDS = {
@@ -45,11 +46,15 @@ def collect(kind: str) -> dict[str, Registered]:
     pm = load_plugins()
     versions = plugin_versions()
     found: dict[str, Registered] = {}
-    # Call each implementation separately so every registered object is attributed to its plugin.
-    for impl in getattr(pm.hook, KINDS[kind]).get_hookimpls():
+    hook = KINDS[kind]
+    impls = getattr(pm.hook, hook).get_hookimpls()
+    # Each implementation is called on its own, so every registered object is attributed to its plugin and
+    # one that raises does not hide the others. Called through pluggy (a subset of the hook), so the one trace
+    # of LORAM_TRACE_PLUGINS (plugins.py) shows these calls too.
+    for impl in impls:
 
         def register(obj, aliases=(), _plugin=impl.plugin_name):
-            version = getattr(obj, "version", None) or versions.get(_plugin, "unknown")
+            version = optional_member(obj, PROTOCOLS[kind], "version") or versions.get(_plugin, "unknown")
             for name in (obj.name, *aliases):
                 if name in found and found[name].plugin != _plugin:
                     raise LoramError(
@@ -57,14 +62,12 @@ def collect(kind: str) -> dict[str, Registered]:
                     )
                 found[name] = Registered(kind, name, obj, _plugin, str(version))
 
-        # Called one by one (not through pm.hook), so the trace of LORAM_TRACE_PLUGINS is written here.
-        plugins.trace(f"{KINDS[kind]}(register) -> [{impl.plugin_name}]")
+        only_this = pm.subset_hook_caller(hook, remove_plugins=[i.plugin for i in impls if i is not impl])
         try:
-            impl.function(register=register)
+            only_this(register=register)
         except LoramError:
             raise  # a name clash is the user's to fix, not a broken plugin
         except Exception as exc:  # noqa: BLE001 - a third party's registration code
-            plugins.trace(f"{KINDS[kind]} in {impl.plugin_name} raised {exc!r}")
             plugins._warn(impl.plugin_name, exc)
     return found
 

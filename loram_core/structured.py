@@ -6,7 +6,7 @@ The strategy (how units are scored) stays in the pruner; this module only ranks 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable
+from typing import Callable
 
 import attrs
 import torch
@@ -14,40 +14,23 @@ import torch
 from loram_core.arch import CouplingGroup
 from loram_core.configs import parse_layers, ratio_in_unit_interval
 from loram_core.errors import LoramError
+from loram_core.fields import boolean, integer
 from loram_core.plan import PrunePlan, PrunerInfo, SliceEntry
+from loram_core.prune_context import PruneContext  # re-exported: plugins import it from here
 
-
-@attrs.frozen
-class PruneContext:
-    """What a pruner may use besides the model: its config, family adapter, fingerprint, seed and data."""
-
-    model_config: Any
-    arch: Any
-    fingerprint: Any
-    seed: int = 0
-    # calibration(samples=None, seq_len=None, data=None) -> LongTensor [samples, seq_len]; data-driven pruners
-    calibration: Callable[..., Any] | None = None
-    progress: bool = True
-    tokenizer: Any = None
-    model_path: str | None = None  # the original's local folder or hub id, for pruners that stream layers
-    weights: Any = None  # a WeightStore: reconstructed weights for planned modules (e.g. SparseGPT's update)
-
-
-def positive_int(instance, attribute, value) -> None:
-    """attrs validator: an integer >= 1."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{attribute.name} must be an integer >= 1, got {value!r}")
+__all__ = ["PruneContext", "StructuredConfig", "keep_units", "layer_range", "ratio_reached",
+           "structured_plan", "with_ratio_reached"]
 
 
 @attrs.frozen
 class StructuredConfig:
     ratio: float = attrs.field(validator=ratio_in_unit_interval)
     layers: tuple[int, int] | None = attrs.field(default=None, converter=parse_layers)
-    attention: bool = True
-    mlp: bool = True
+    attention: bool = attrs.field(default=True, validator=boolean)
+    mlp: bool = attrs.field(default=True, validator=boolean)
     # Kept widths (MLP channels; query and KV rows) rounded to a multiple of this, e.g. 32 for bitsandbytes'
     # packed CPU layout or tensor-core tiles; the ratio reached is recorded in the plan (docs/results.md).
-    align_to: int = attrs.field(default=1, validator=positive_int)
+    align_to: int = attrs.field(default=1, validator=integer(1))
 
 
 def layer_range(cfg: StructuredConfig, ctx: PruneContext) -> range:
@@ -82,7 +65,8 @@ def structured_plan(
             for group in ctx.arch.groups(ctx.model_config, layer):
                 if not getattr(cfg, group.kind, True):
                     continue
-                removed = group.removed(cfg.ratio, cfg.align_to)
+                # A third party's config may have no align_to (the guide's in docs/plugins.md): no rounding.
+                removed = group.removed(cfg.ratio, getattr(cfg, "align_to", 1))
                 if removed == 0:
                     continue
                 kept = keep_units(score(group), group.units - removed)

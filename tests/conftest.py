@@ -15,3 +15,11 @@ def _loram_home(tmp_path_factory):
     mp.setenv("LORAM_HOME", str(tmp_path_factory.mktemp("loram-home")))
     yield
     mp.undo()
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """A tiny GQA model folder and a small text file, shared by one test module: (model, data)."""
+    from loram_core.testing.tiny import write_tiny_inputs
+
+    return write_tiny_inputs(tmp_path_factory.mktemp("inputs"))

@@ -171,7 +171,8 @@ def test_rm_delete_files_and_changed_weights_are_flagged(inputs, home, tmp_path,
     assert cli_json(capsys, "adapters", "doctor", "--json")["changed"] == ["ext"]
 
     assert main(["adapters", "rm", "ext", "--delete-files"]) == 0
-    assert not folder.exists() and AdapterStore().list() == []
+    # trained elsewhere: loram wrote none of its files, so none is deleted (tests/test_nothing_lost.py)
+    assert folder.exists() and AdapterStore().list() == []
 
 
 def test_add_checks_an_external_adapters_shapes_against_the_model(inputs, home, tmp_path, capsys):  # noqa: F811

@@ -211,7 +211,7 @@ def test_loram_run_with_the_continual_pretrain_aligner(inputs, tmp_path):  # noq
 
 
 def _pruned_weights(run):
-    from loram_core.lifecycle.pruned_weights import load_pruned_weights
+    from loram_core.lifecycle.pruned_folder import load_pruned_weights
 
     return load_pruned_weights(run / "pruned")
 
@@ -227,7 +227,7 @@ def test_aligning_again_with_other_options_starts_from_the_pruned_weights(inputs
     # the same run dir aligned 3 steps first, then 2: the second must not train on top of the first
     run = tmp_path / "twice"
     assert main(["run", *base, "--aligner", "continual-pretrain", *opts, "--aligner-opt=steps=3", "--out", str(run)]) == 0
-    assert main(["align", str(run), "--aligner-opt=steps=2", *opts]) == 0
+    assert main(["align", str(run), "--aligner-opt=steps=2", *opts, "--overwrite"]) == 0  # replaces the aligned weights
     want, got = _pruned_weights(tmp_path / "fresh2"), _pruned_weights(run)
     assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
 

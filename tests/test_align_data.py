@@ -92,7 +92,7 @@ def test_configs_from_user_input():
     assert build_config(ContinualPretrainConfig, {"frozen": ""}, owner="x").frozen == ()
     assert ContinualPretrainConfig().to_dict()["data"] == {"fortunes": 1.0}
     for options, message in [({"optimizer": "adam"}, "optimizer must be one of adamw, sgd"),
-                             ({"steps": 0}, "steps must be an integer >= 1"),
+                             ({"steps": 0}, "steps must be a positive integer"),
                              ({"token_budget": 0}, "token_budget must be a positive"),
                              ({"stepz": 3}, "unknown option"),
                              ({"data": "a:x"}, "weight after ':' must be a number")]:

@@ -70,5 +70,5 @@ def test_structured_pruners_keep_multiples_and_record_the_ratio_reached(pruner):
 @pytest.mark.parametrize("value", [0, -32, 1.5, True])
 def test_a_bad_align_to_is_a_clear_error(value):
     p = registry.get("pruner", "magnitude")
-    with pytest.raises(LoramError, match="align_to must be an integer >= 1"):
+    with pytest.raises(LoramError, match="align_to must be a positive integer"):
         build_config(p.config_cls, {"ratio": 0.3, "align_to": value}, owner="pruner 'magnitude'")

@@ -141,7 +141,7 @@ def case_recipe_unknown_key(root, base):
 
 
 def case_out_of_disk(root, base, monkeypatch):
-    import loram_core.lifecycle.pruned_weights as pw
+    import loram_core.lifecycle.pruned_folder as pw
 
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -156,7 +156,8 @@ CASES = [
     ("ratio outside [0, 1)", case_ratio_outside, "ratio must be in [0, 1), got 1.5"),
     ("layer range outside the model", case_layers_outside, "layer range 2:99 is outside the model's 8 decoder layers"),
     ("N:M with N >= M", case_nm_pattern, "N:M with 0 < N < M (e.g. 2:4), got '4:4'"),
-    ("a plan made for another model", case_plan_for_another_model, "plan was made for"),
+    ("a stage command naming another model than the run's plan was made for", case_plan_for_another_model,
+     "would change what the finished prune stage read"),
     ("an adapter that does not fit the plan", case_adapter_does_not_fit, "lora_B has 29 rows, the plan keeps 32"),
     ("truncated safetensors", case_truncated_weights, "is not a readable safetensors file"),
     ("truncated JSON (plan.json)", case_truncated_plan_json, "unreadable plan"),

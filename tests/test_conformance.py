@@ -164,7 +164,8 @@ def test_a_plan_whose_entries_share_an_index_tensor_round_trips(tmp_path):
 
 
 def test_the_recovery_invariant_catches_a_wrong_scatter(tmp_path):
-    """§3 checked exactly: recovery that puts lora_B rows in the wrong places fails with the module named."""
+    """The recovery invariant (docs/architecture.md, "Recovery") checked exactly: recovery that puts lora_B rows
+    in the wrong places fails with the module named."""
     import peft
 
     from loram_core.plan.fingerprint import linear_shapes
@@ -371,6 +372,28 @@ def test_loram_register_fixture_registers_for_one_test(pytester):
 
         def test_gone_afterwards():
             assert "mag2" not in registry.collect("pruner")
+    ''')
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
+
+
+def test_loram_register_fixture_forgets_a_broken_plugin_after_its_test(pytester):
+    pytester.makepyfile('''
+        from loram_core import plugins, registry
+
+        class Broken:
+            from loram_core import hookimpl
+
+            @hookimpl
+            def register_pruners(self, register):
+                raise RuntimeError("boom")
+
+        def test_broken_is_reported(loram_register):
+            loram_register(Broken(), "broken-one")
+            registry.collect("pruner")
+            assert "boom" in plugins.broken["broken-one"]
+
+        def test_not_reported_afterwards():
+            assert "broken-one" not in plugins.broken
     ''')
     pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=2)
 

@@ -89,7 +89,7 @@ def test_kill_9_during_a_stage_then_rerun_gives_the_same_adapter(setup, stage):
 
 
 def test_kill_9_during_alignment_then_rerun_gives_the_same_aligned_weights_and_adapter(setup):
-    from loram_core.lifecycle.pruned_weights import load_pruned_weights
+    from loram_core.lifecycle.pruned_folder import load_pruned_weights
 
     root, env, _ = setup
     extra = _align_flags(root)

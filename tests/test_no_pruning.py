@@ -2,6 +2,8 @@
 
 import json
 
+import attrs
+
 import torch
 from safetensors.torch import load_file
 
@@ -14,7 +16,8 @@ from test_cli_e2e import FAST, inputs  # noqa: F401  (module fixture)
 def test_none_is_a_builtin_pruner_with_no_options():
     pruner = registry.get("pruner", "none")
     assert registry.collect("pruner")["none"].plugin == "loram_core.builtin.no_pruning"
-    assert pruner.config_cls() is not None
+    config = pruner.config_cls()
+    assert attrs.fields(pruner.config_cls) == () and attrs.asdict(config) == {}  # no option to set
 
 
 def test_empty_plan_runs_every_stage_with_identity_recovery(inputs, tmp_path):  # noqa: F811

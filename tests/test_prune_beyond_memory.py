@@ -101,8 +101,8 @@ def test_prune_of_a_model_larger_than_the_memory_limit(tmp_path):
     assert model_bytes > 2 * margin
     data = tmp_path / "data.txt"
     data.write_text("\n\n".join("the king said to the queen of the sea, and the sea said nothing." for _ in range(200)))
-    # One arena and mmap'd large allocations, as for every memory measurement here (design §5): glibc would
-    # otherwise keep freed tensors in its heap and grow the address space with them.
+    # One arena and mmap'd large allocations, as for every memory measurement here (docs/architecture.md,
+    # "Measuring memory"): glibc would otherwise keep freed tensors in its heap and grow the address space with them.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_THRESHOLD_": "65536",
            "TOKENIZERS_PARALLELISM": "false", "CUDA_VISIBLE_DEVICES": ""}
     out, run = tmp_path / "result.json", tmp_path / "run"

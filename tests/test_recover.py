@@ -1,4 +1,5 @@
-"""Recovery (design §3): the recovered delta equals the pruned delta on kept rows/cols, zero elsewhere."""
+"""Recovery (docs/architecture.md, "Recovery"): the recovered delta equals the pruned delta on kept rows/cols,
+zero elsewhere."""
 
 import pytest
 import torch

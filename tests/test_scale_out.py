@@ -18,7 +18,7 @@ from loram_core.lifecycle.rundir import RunDir
 from loram_core.placement import Placement, resolve_device, resolve_dtype
 from loram_core.testing.tiny import tiny_llama
 from loram_core.train import TrainConfig, attach_lora
-from loram_core.train.loop import _save_adapter
+from loram_core.train.adapter_files import save_adapter
 from test_cli_e2e import FAST, inputs  # noqa: F401  (module fixture)
 
 
@@ -86,7 +86,7 @@ def test_only_the_main_process_writes_run_records(tmp_path, monkeypatch):
 def test_single_process_stages_need_no_process_group(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     calls = []
-    assert distributed.run_stage("prune", lambda x: calls.append(x) or "done", 7) == "done" and calls == [7]
+    assert distributed.run_stage(lambda x: calls.append(x) or "done", 7, collective=False) == "done" and calls == [7]
 
 
 def test_a_cpu_launch_that_started_one_process_is_named(monkeypatch, capsys):
@@ -107,9 +107,9 @@ def test_an_ungathered_adapter_is_never_written(tmp_path):
     key = next(k for k in state if "lora_A" in k)
     state[key] = torch.empty(0)
     with pytest.raises(AdapterError, match=r"is incomplete: tensor '.*layers\.0\.self_attn\.q_proj\.lora_A.*' is empty"):
-        _save_adapter(model, tmp_path / "adapter", None, state)
+        save_adapter(model, tmp_path / "adapter", None, state)
     assert not (tmp_path / "adapter").exists()  # atomic: nothing half-written
-    _save_adapter(model, tmp_path / "adapter", None, model.state_dict())
+    save_adapter(model, tmp_path / "adapter", None, model.state_dict())
     assert all(t.numel() for t in load_file(tmp_path / "adapter" / "adapter_model.safetensors").values())
 
 

@@ -13,7 +13,7 @@ from loram_core import memory
 from loram_core.errors import LoramError
 from loram_core.testing.tiny import tiny_llama
 from loram_core.train import TrainConfig, TrainResult, attach_lora, train_lora
-from loram_core.train.loop import step_rows
+from loram_core.train.batches import step_rows
 
 
 def _tokens(n: int = 2048) -> torch.Tensor:

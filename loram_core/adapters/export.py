@@ -6,7 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
-from loram_core.adapters.record import CONFIG, SIDECAR, WEIGHTS, AdapterRecord
+from loram_core.adapters.files import CONFIG, MODEL_CARD, SIDECAR, WEIGHTS
+from loram_core.adapters.record import AdapterRecord
 from loram_core.atomic import atomic_dir, write_json
 from loram_core.errors import AdapterError, LoramError
 from loram_core.lifecycle.rundir import file_hash
@@ -17,8 +18,12 @@ def export_adapter(record: AdapterRecord, out: str | Path, *, base_model: str | 
     """Copy the registered adapter to ``out``; ``base_model`` rewrites ``base_model_name_or_path`` (e.g. to a hub id
     for publishing). Refuses an adapter whose weights changed since registration: its provenance would be wrong."""
     out = Path(out).expanduser()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise LoramError(f"{out} exists and is not empty; choose another folder or pass --force to replace it")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not force:
+            raise LoramError(f"{out} exists and is not empty; choose another folder or pass --force to replace it")
+        if not is_export(out):  # --force replaces an earlier export, never anything else
+            raise LoramError(f"{out} is not a folder 'loram adapters export' wrote (it holds other files); "
+                             f"--force replaces only an earlier export: choose another folder")
     status = record.status()
     if status != "ok":
         raise AdapterError(f"adapter '{record.name}': weights at {record.weights} are {status} since registration; "
@@ -33,8 +38,22 @@ def export_adapter(record: AdapterRecord, out: str | Path, *, base_model: str | 
             raise AdapterError(f"adapter '{record.name}': {record.weights} changed while it was exported")
         write_json(tmp / CONFIG, config)
         write_json(tmp / SIDECAR, {"registry": record.to_json(), **_sidecar(source)})
-        (tmp / "README.md").write_text(model_card(record, config["base_model_name_or_path"]))
+        (tmp / MODEL_CARD).write_text(model_card(record, config["base_model_name_or_path"]))
     return out
+
+
+EXPORT_FILES = frozenset({WEIGHTS, CONFIG, SIDECAR, MODEL_CARD})
+
+
+def is_export(folder: Path) -> bool:
+    """An earlier export: only the files an export writes, and a sidecar holding the registry's record."""
+    names = {p.name for p in folder.iterdir()}
+    if not names <= EXPORT_FILES or SIDECAR not in names or any((folder / n).is_dir() for n in names):
+        return False
+    try:
+        return isinstance(json.loads((folder / SIDECAR).read_text()).get("registry"), dict)
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return False
 
 
 def _sidecar(source: Path) -> dict:

@@ -14,7 +14,7 @@ from loram_core.errors import AdapterError
 from loram_core.lifecycle.rundir import RunDir, file_hash
 from loram_core.plan.fingerprint import ModelFingerprint
 
-WEIGHTS, CONFIG, SIDECAR = "adapter_model.safetensors", "adapter_config.json", "loram.json"
+from loram_core.adapters.files import CONFIG, SIDECAR, WEIGHTS  # noqa: F401  (re-exported)
 # Report blocks worth keeping with the adapter (the per-step losses stay in the run's report).
 METRIC_KEYS = ("params", "train", "ppl", "eval", "align")
 
@@ -105,7 +105,7 @@ def record_from_run(run_dir: str | Path, name: str, *, report: dict | None = Non
     run = RunDir(Path(run_dir).resolve())
     if not (run.adapter / WEIGHTS).is_file():
         raise AdapterError(f"{run.root} has no recovered adapter ({run.adapter / WEIGHTS}); run 'loram recover {run.root}'")
-    run_json = _read_json(run.run_json, "not a run directory")
+    run_json = run.read_run_json()
     settings, plugins = run_json.get("settings", {}), run_json.get("plugins", {})
     sidecar = _read_json(run.adapter / SIDECAR, "the adapter's provenance sidecar")
     if base is None:  # the plan records the fingerprint of the model it was made for

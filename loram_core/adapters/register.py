@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from loram_core.adapters.record import SIDECAR, WEIGHTS, AdapterRecord, metrics_from_report, record_external, record_from_run
+from loram_core.adapters.record import CONFIG, SIDECAR, WEIGHTS, AdapterRecord, metrics_from_report, record_external, record_from_run
 from loram_core.adapters.shapes import check_adapter_fits
 from loram_core.adapters.store import AdapterStore
 from loram_core.errors import LoramError
@@ -71,9 +71,10 @@ def is_run_adapter(path: Path) -> Path | None:
 
 
 def register_path(path: str | Path, *, name: str | None = None, model: str | None = None, data: str | None = None,
-                  store: AdapterStore | None = None) -> AdapterRecord:
+                  store: AdapterStore | None = None, rename: bool = False) -> AdapterRecord:
     """``loram adapters add``: a run directory (full provenance) or a PEFT LoRA folder trained elsewhere, whose
-    shapes are checked against ``model`` (default: the adapter's ``base_model_name_or_path``)."""
+    shapes are checked against ``model`` (default: the adapter's ``base_model_name_or_path``). A run already
+    registered under another name is renamed only with ``rename``."""
     import json
 
     from loram_core.models.loading import load_config
@@ -84,6 +85,10 @@ def register_path(path: str | Path, *, name: str | None = None, model: str | Non
         raise LoramError(f"{path} does not exist")
     run_dir = is_run_adapter(path)
     if run_dir is not None:
+        existing = store.find_path(run_dir / "adapter")
+        if existing is not None and name and existing.name != name and not rename:
+            raise LoramError(f"{run_dir} is already registered as '{existing.name}'; pass --rename to rename it "
+                             f"to '{name}'")
         base = None
         if model is not None:
             base = ModelFingerprint.from_config(load_config(model), name_or_path=model)
@@ -94,7 +99,7 @@ def register_path(path: str | Path, *, name: str | None = None, model: str | Non
     folder = path.resolve()
     if model is None:
         try:
-            model = json.loads((folder / "adapter_config.json").read_text()).get("base_model_name_or_path")
+            model = json.loads((folder / CONFIG).read_text()).get("base_model_name_or_path")
         except (OSError, ValueError):
             model = None
         if not model:

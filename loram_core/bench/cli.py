@@ -11,6 +11,7 @@ from rich.table import Table
 
 from loram_core.atomic import write_bytes, write_json
 from loram_core.errors import LoramError
+from loram_core.lifecycle.settings import RunSettings
 
 
 def _split(text: str) -> list[str]:
@@ -88,8 +89,8 @@ def add_commands(cli) -> None:
 
     b = cli.add_parser("bench", help="run a grid of configurations, one process each (resumable)",
                        description="Each cell is `loram run` in its own process; arguments after -- go to every run.")
-    b.add_argument("--model", default="smollm2-135m")
-    b.add_argument("--data", default="shakespeare")
+    b.add_argument("--model", default=RunSettings.default("model"))
+    b.add_argument("--data", default=RunSettings.default("data"))
     b.add_argument("--pruners", default="random,magnitude",
                    help="strategies, comma-separated; options as NAME:KEY=VALUE (use ; between strategies then)")
     b.add_argument("--ratios", default="0.5")

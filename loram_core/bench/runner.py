@@ -1,7 +1,7 @@
 """Run each grid cell as ``loram run`` in its own process; finished cells are skipped, so a bench resumes.
 
-One process per configuration keeps measurements honest (design §5: the peak of one configuration is not
-inflated by another's leftovers) and a crash in one cell from taking the others down.
+One process per configuration keeps measurements honest (docs/architecture.md, "Measuring memory": the peak of one
+configuration is not inflated by another's leftovers) and a crash in one cell from taking the others down.
 """
 
 from __future__ import annotations

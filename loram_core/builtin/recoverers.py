@@ -1,4 +1,4 @@
-"""Recovery fill methods: what goes where the pruned model had no rows/columns (design §3)."""
+"""Recovery fill methods: what goes where the pruned model had no rows/columns (docs/architecture.md, "Recovery")."""
 
 from __future__ import annotations
 

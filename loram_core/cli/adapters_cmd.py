@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from rich.console import Console
@@ -11,6 +10,11 @@ from rich.table import Table
 
 from loram_core.errors import LoramError
 
+
+
+def say(message: str) -> None:
+    """One message, one line: never wrapped at the console width (a pipe or a log reads it whole)."""
+    Console(soft_wrap=True, highlight=False).print(message)
 
 def _store():
     from loram_core.adapters import AdapterStore
@@ -92,12 +96,23 @@ def cmd_show(args) -> int:
 def cmd_add(args) -> int:
     from loram_core.adapters import register_path
 
-    record = register_path(args.path, name=args.name, model=args.model, data=args.data)
-    Console().print(f"registered [bold]{record.name}[/bold] ({record.source}) -> {record.adapter_path}", highlight=False)
+    from loram_core.adapters.register import is_run_adapter
+
+    run_dir = is_run_adapter(Path(args.path).expanduser()) if Path(args.path).expanduser().exists() else None
+    before = _store().find_path(run_dir / "adapter") if run_dir is not None else None
+    record = register_path(args.path, name=args.name, model=args.model, data=args.data, rename=args.rename)
+    if before is None:
+        say(f"registered [bold]{record.name}[/bold] ({record.source}) -> {record.adapter_path}")
+    else:
+        renamed = f", renamed from '{before.name}'" if before.name != record.name else ""
+        say(f"updated [bold]{record.name}[/bold]{renamed}: replaced the record of {record.adapter_path} "
+            f"(weights {before.content_hash} -> {record.content_hash})")
     return 0
 
 
 def cmd_rm(args) -> int:
+    from loram_core.adapters.files import CONFIG, MODEL_CARD, SIDECAR, WEIGHTS
+
     store = _store()
     record = store.remove(args.name)
     folder = Path(record.adapter_path)
@@ -106,20 +121,28 @@ def cmd_rm(args) -> int:
         others = [r.name for r in store.list() if Path(r.adapter_path) == folder]
         if others:
             message += f"; files kept: {folder} is also registered as {', '.join(others)}"
-        elif folder.is_dir() and ((folder / "adapter_config.json").is_file() or (folder / "adapter_model.safetensors").is_file()):
-            shutil.rmtree(folder)
-            message += f"; deleted {folder}"
-        elif folder.exists():
-            message += f"; files kept: {folder} does not look like an adapter folder"
+        elif record.source != "run":
+            message += f"; files kept: {folder} was trained elsewhere, and loram deletes only what it wrote"
+        else:
+            # a run's recovered adapter: delete the files recovery wrote, and the folder only if that empties it
+            deleted = [n for n in (WEIGHTS, CONFIG, SIDECAR, MODEL_CARD) if (folder / n).is_file()]
+            for name in deleted:
+                (folder / name).unlink()
+            left = folder.is_dir() and any(folder.iterdir())
+            if folder.is_dir() and not left:
+                folder.rmdir()
+            message += f"; deleted {', '.join(deleted) or 'nothing'} from {folder}"
+            if left:
+                message += " (other files in it are kept)"
     else:
         message += f"; its files stay at {folder} (--delete-files removes them)"
-    Console().print(message, highlight=False)
+    say(message)
     return 0
 
 
 def cmd_rename(args) -> int:
     record = _store().rename(args.old, args.new)
-    Console().print(f"renamed {args.old} -> {record.name}", highlight=False)
+    say(f"renamed {args.old} -> {record.name}")
     return 0
 
 
@@ -127,7 +150,7 @@ def cmd_export(args) -> int:
     from loram_core.adapters.export import export_adapter
 
     out = export_adapter(_store().get(args.name), args.out, base_model=args.base_model, force=args.force)
-    Console().print(f"exported {args.name} -> {out} (load with PeftModel.from_pretrained(model, '{out}'))", highlight=False)
+    say(f"exported {args.name} -> {out} (load with PeftModel.from_pretrained(model, '{out}'))")
     return 0
 
 
@@ -189,6 +212,7 @@ def add_commands(sub) -> None:
     c.add_argument("--name", help="registry name (default: the folder's name, made unique)")
     c.add_argument("--model", help="the original model it adapts (default: the adapter's base_model_name_or_path)")
     c.add_argument("--data", help="training data, recorded as provenance of an external adapter")
+    c.add_argument("--rename", action="store_true", help="rename a run already registered under another name to --name")
     c.set_defaults(func=cmd_add)
 
     c = cmds.add_parser("rm", help="remove a record (its files stay unless --delete-files)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import logging
 import os
 import sys
 import traceback
@@ -30,9 +31,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def quiet_dependency_noise() -> None:
+    """Messages of dependencies that no user can act on stay out of normal output."""
     # PEFT calls a transformers property that transformers 5 deprecates: noise for our users, not theirs to fix.
     warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+    # bitsandbytes (imported by PEFT on every run, quantized or not) logs that an optional package of
+    # faster CPU kernels, `kernels`, is missing; its general CPU path works without it.
+    logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
+        lambda record: "kernels-community" not in record.getMessage())
+
+
+def main(argv: list[str] | None = None) -> int:
+    quiet_dependency_noise()
     debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(os.environ.get("LORAM_DEBUG"))
     try:
         parser = build_parser()

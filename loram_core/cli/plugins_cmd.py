@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loram_core import plugins, registry
+from loram_core.protocols import PROTOCOLS, optional_member
 
 
 def plugin_rows() -> list[dict]:
@@ -48,7 +49,7 @@ def cmd_plugins(args) -> int:
         for name, item in sorted(registry.collect(kind).items()):
             plugin = item.plugin.removeprefix("loram_core.builtin.")
             plugin = f"builtin ({plugin})" if plugin != item.plugin else plugin
-            table.add_row(kind, name, item.version, plugin, getattr(item.obj, "description", ""))
+            table.add_row(kind, name, item.version, plugin, optional_member(item.obj, PROTOCOLS[kind], "description"))
     for row in rows:
         if "error" in row:
             table.add_row("[red]broken[/red]", "—", row["version"], row["name"], row["error"])

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loram_core.errors import LoramError
+from loram_core.lifecycle.settings import RunSettings
 
 DEFAULT_RATIOS = (0.25, 0.5, 0.65, 0.75, 0.85, 0.95)
 BUDGET_RATIOS = tuple(round(0.05 * i, 2) for i in range(20))  # 0.0 .. 0.95
@@ -64,12 +65,13 @@ def estimate_rows(config, pruner_names, ratios, options, quantizer, *, batch_siz
     from loram_core.arch import adapter_for
     from loram_core.estimate.memory import estimate_train_memory
     from loram_core.estimate.params import estimate_params
+    from loram_core.protocols import quantizer_bits
 
     arch = adapter_for(config)
     bits = None
     if quantizer:
         q = registry.get("quantizer", quantizer)
-        bits = getattr(q.config_cls(), "bits", None) or getattr(q, "bits", None)
+        bits = quantizer_bits(q, q.config_cls())
     names = pruner_names or sorted(registry.collect("pruner"))
     rows = []
     for name in names:
@@ -99,11 +101,11 @@ def _table(rows, title: str) -> Table:
 
 def cmd_estimate(args) -> int:
     from loram_core import plugins
-    from loram_core.cli.flags import _parse_options
+    from loram_core.cli.flags import parse_options
 
     plugins.load_plugins()
     config = load_any_config(args.model)
-    options = _parse_options(args.pruner_options or [], "--pruner-opt")
+    options = parse_options(args.pruner_options or [], "--pruner-opt")
     dtype_bytes = {"fp32": 4, "bf16": 2, "fp16": 2}[args.dtype]
     if args.loss_chunk < 0:
         raise LoramError(f"--loss-chunk must be 0 (off) or a positive number of positions, not {args.loss_chunk}")
@@ -147,9 +149,9 @@ def add_command(cli) -> None:
     p.add_argument("--pruner-opt", action="append", dest="pruner_options", metavar="KEY=VALUE")
     p.add_argument("--quantizer", help="quantizer name, e.g. nf4 (4-bit parameters count as a quarter)")
     p.add_argument("--budget", help="memory budget, e.g. 20GiB: print the least aggressive configuration that fits")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--seq-len", type=int, default=128)
-    p.add_argument("--rank", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=RunSettings.default("batch_size"))
+    p.add_argument("--seq-len", type=int, default=RunSettings.default("seq_len"))
+    p.add_argument("--rank", type=int, default=RunSettings.default("rank"))
     p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="training dtype of the weights")
     p.add_argument("--gradient-checkpointing", action="store_true",
                    help="estimate as `loram run --gradient-checkpointing` trains: layer inputs kept, layers recomputed")

@@ -1,4 +1,5 @@
-"""Measure the training peak of one configuration on a random model, in a fresh process (design §5).
+"""Measure the training peak of one configuration on a random model, in a fresh process
+(docs/architecture.md, "Measuring memory").
 
 The ground truth the estimate is checked against: a random model from ``config.json`` (no weights needed),
 optionally pruned by ``magnitude`` at ``ratio``, LoRA trained for a few steps through the real loop; the peak
@@ -60,7 +61,8 @@ def _main(argv: list[str] | None = None) -> None:
     from loram_core.plan import ModelFingerprint
     from loram_core.plan.apply import apply_plan
     from loram_core.plan.fingerprint import count_parameters
-    from loram_core.structured import PruneContext, StructuredConfig
+    from loram_core.prune_context import PruneContext
+    from loram_core.structured import StructuredConfig
     from loram_core.train.config import TrainConfig
     from loram_core.train.loop import train_lora
 

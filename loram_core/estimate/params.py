@@ -14,6 +14,7 @@ import attrs
 import torch
 
 from loram_core.plan.fingerprint import count_parameters, meta_model
+from loram_core.protocols import Pruner, optional_member
 
 _NM = re.compile(r"^(\d+):(\d+)$")
 
@@ -41,7 +42,7 @@ class ParamEstimate:
         return self.effective * 2 / 2**30
 
     def to_dict(self) -> dict:
-        """The ``params`` block of the run report (design §5), plus what it was computed from."""
+        """The ``params`` block of the run report (docs/architecture.md, "The run report"), plus its inputs."""
         return {"original": self.original, "pruned": self.pruned, "reduction_ratio": self.reduction_ratio,
                 "effective": self.effective, "bits": self.bits, "pattern": self.pattern,
                 "layers": list(self.layers), "weights_gib_16bit": self.hbm_gib}
@@ -84,13 +85,13 @@ def pattern_sparsity(pattern: str, ratio: float | None) -> float:
 def estimate_params(config, arch, pruner, pruner_config, bits: int | None = None) -> ParamEstimate:
     """Original and pruned counts for ``pruner`` with ``pruner_config`` on the model of ``config``.
 
-    A pruner may define ``estimate_removed(config, pruner_config, arch) -> int`` for its own accounting;
-    otherwise structured pruners use the default layer range and mask pruners all decoder layers.
+    A pruner may define ``estimate_removed(config, pruner_config, arch) -> int`` (optional in ``Pruner``) for
+    its own accounting; otherwise structured pruners use the default layer range and mask pruners all decoder layers.
     """
     model = meta_model(config)
     original = count_parameters(model)
     linears = _linear_info(model)
-    pattern = getattr(pruner_config, "pattern", None) or getattr(pruner, "pattern", "structured")
+    pattern = getattr(pruner_config, "pattern", None) or optional_member(pruner, Pruner, "pattern")
     ratio = getattr(pruner_config, "ratio", None)
     chosen = getattr(pruner_config, "layers", None)
     if pattern == "structured":
@@ -98,8 +99,9 @@ def estimate_params(config, arch, pruner, pruner_config, bits: int | None = None
     else:
         start, end = chosen or (0, arch.num_layers(config))
     layers = range(start, min(end, arch.num_layers(config)))
-    if hasattr(pruner, "estimate_removed"):
-        removed = pruner.estimate_removed(config, pruner_config, arch)
+    estimate_removed = optional_member(pruner, Pruner, "estimate_removed")
+    if estimate_removed is not None:
+        removed = estimate_removed(config, pruner_config, arch)
     elif pattern == "structured":
         removed = 0 if not ratio else structured_removed(
             config, arch, ratio, layers, getattr(pruner_config, "attention", True),

@@ -1,23 +1,20 @@
 """Stage align (optional): an aligner plugin trains the pruned model; the core saves the aligned weights.
 
-Contract: ``aligner.align(model, config, context) -> dict`` where ``model`` is the materialized pruned model
-(trained in place), ``config`` is built from ``settings.aligner_options`` and ``context`` is an
-``AlignContext``. The returned dict may carry ``dataset``, ``steps``, ``ppl_before`` and ``ppl_after``
-for the report's ``align`` block.
+The aligner's contract is ``loram_core.protocols.Aligner``: ``config`` is built from ``settings.aligner_options``,
+``context`` is the ``AlignContext`` below.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import attrs
 
 from loram_core import distributed, registry
-from loram_core.atomic import atomic_dir, write_json
+from loram_core.atomic import atomic_dir
 from loram_core.configs import build_config
-from loram_core.lifecycle.prune import PRUNED_META, load_pruned_model
-from loram_core.lifecycle.pruned_weights import save_pruned_model_weights
+from loram_core.lifecycle.pruned_folder import (META, finish_folder, load_pruned_model, mark_incomplete, read_meta,
+                                                 save_pruned_model_weights)
 from loram_core.lifecycle.resources import Resources
 from loram_core.lifecycle.rundir import RunDir, stage_key
 
@@ -37,7 +34,7 @@ class AlignContext:
 def run_align(run: RunDir, res: Resources) -> dict:
     s = res.settings
     key = stage_key("align", (run.record("prune") or {}).get("key"), s.aligner, s.aligner_options, s.seed)
-    done = run.done("align", key, run.pruned / PRUNED_META)
+    done = run.done("align", key, run.pruned / META)
     if done:
         return done
     aligner = registry.get("aligner", s.aligner)
@@ -47,15 +44,13 @@ def run_align(run: RunDir, res: Resources) -> dict:
     context = AlignContext(res.tokenizer, res.config, plan, s.seed, res.progress, run.checkpoints / "align",
                            model_path=res.model_path, device=s.device)
     result = dict(aligner.align(model, config, context) or {})
-    meta = json.loads((run.pruned / PRUNED_META).read_text())
+    meta = read_meta(run.pruned)
     # Under accelerate launch every process runs the aligner (a distributed aligner synchronizes its own
     # updates, as train_lora does); the main process alone writes the result.
     if distributed.is_main_process():
         with atomic_dir(run.pruned) as tmp:  # same layout as prune wrote, weights replaced by the aligned ones
             save_pruned_model_weights(model, tmp)
-            res.config.save_pretrained(tmp)
-            res.tokenizer.save_pretrained(tmp)
-            write_json(tmp / PRUNED_META, {**meta, "aligned_by": {"aligner": aligner.name, "key": key}})
+            finish_folder(tmp, res.config, res.tokenizer, {**meta, "aligned_by": {"aligner": aligner.name, "key": key}})
     return run.finish("align", key, {"aligner": aligner.name, **result})
 
 
@@ -63,10 +58,10 @@ def _start_from_unaligned(run: RunDir, res: Resources) -> None:
     """pruned/ may hold weights an earlier alignment with other options wrote: aligning those again would
     compound the two. Start over from the pruner's weights (or, for a run from a published folder, from the
     publisher's, aligned or not: that is the base its user chose)."""
-    previous = json.loads((run.pruned / PRUNED_META).read_text()).get("aligned_by")
+    previous = read_meta(run.pruned).get("aligned_by")
     published = (run.record("prune") or {}).get("published") or {}
     if previous and previous.get("key") != published.get("aligned_key"):
         from loram_core.lifecycle.prune import run_prune
 
-        (run.pruned / PRUNED_META).unlink()  # the marker of a whole pruned/: without it the prune stage re-runs
+        mark_incomplete(run.pruned)  # without its marker the prune stage writes pruned/ again
         run_prune(run, res)

@@ -1,16 +1,15 @@
-"""Stage eval: held-out perplexity for the report's four rows (design §5)."""
+"""Stage eval: held-out perplexity for the report's four rows (docs/architecture.md, "The run report")."""
 
 from __future__ import annotations
 
 import gc
 
-from loram_core.lifecycle.prune import PRUNED_META, load_pruned_model
+from loram_core.adapters.files import WEIGHTS
+from loram_core.lifecycle.pruned_folder import META, load_pruned_model
 from loram_core.lifecycle.quantize import quantize_pruned
 from loram_core.lifecycle.resources import Resources
 from loram_core.lifecycle.rundir import RunDir, stage_key
 from loram_core.placement import Placement
-
-WEIGHTS = "adapter_model.safetensors"
 
 
 def run_eval(run: RunDir, res: Resources) -> dict:
@@ -21,30 +20,29 @@ def run_eval(run: RunDir, res: Resources) -> dict:
     s = res.settings
     upstream = [(run.record(st) or {}).get("key") for st in ("prune", "align", "train", "recover")]
     placement = Placement.from_settings(s)
-    dtype = [] if placement.dtype_name == "fp32" else [placement.dtype_name]  # fp32 keys stay as they were
-    key = stage_key("eval", upstream, s.data, s.eval_tokens, s.eval_seq_len, res.model_path, *dtype)
+    key = stage_key("eval", upstream, s.data, s.eval_tokens, s.eval_seq_len, res.model_path, placement.dtype_name)
     done = run.done("eval", key)
     if done:
         return done
     tokens = res.test_tokens
 
-    def ppl(model, label: str) -> float:
+    def ppl(model) -> float:
         return perplexity(model, tokens, seq_len=s.eval_seq_len, progress=res.progress).ppl
 
     rows: dict[str, float] = {}
-    if (run.pruned / PRUNED_META).is_file():
+    if (run.pruned / META).is_file():
         pruned = load_pruned_model(run, res, dtype=None if s.quantizer else placement.dtype)[0]  # masks not kept
         pruned, _ = quantize_pruned(pruned, s)  # evaluate the small model as it was trained
         pruned = placement.place(pruned, cast=False)  # in its dtype already (or the quantizer's)
-        rows["pruned"] = ppl(pruned, "ppl pruned")
+        rows["pruned"] = ppl(pruned)
         if (run.adapter_pruned / WEIGHTS).is_file():
-            rows["pruned_lora"] = ppl(PeftModel.from_pretrained(pruned, str(run.adapter_pruned)), "ppl pruned+lora")
+            rows["pruned_lora"] = ppl(PeftModel.from_pretrained(pruned, str(run.adapter_pruned)))
         del pruned
         gc.collect()
     original = placement.place(res.original_model(dtype=placement.dtype), cast=False)
-    rows["original"] = ppl(original, "ppl original")
+    rows["original"] = ppl(original)
     if (run.adapter / WEIGHTS).is_file():
-        rows["loram"] = ppl(PeftModel.from_pretrained(original, str(run.adapter)), "ppl loram")
+        rows["loram"] = ppl(PeftModel.from_pretrained(original, str(run.adapter)))
     n_tokens = (tokens.numel() // s.eval_seq_len) * (s.eval_seq_len - 1)
     return run.finish(
         "eval",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from loram_core.adapters.files import WEIGHTS
 from loram_core.atomic import atomic_dir
 from loram_core.errors import AdapterError
 from loram_core.lifecycle.resources import Resources
@@ -12,7 +13,7 @@ def run_merge(run: RunDir, res: Resources) -> dict:
     from peft import PeftModel
 
     recover = run.record("recover")
-    if recover is None or not (run.adapter / "adapter_model.safetensors").is_file():
+    if recover is None or not (run.adapter / WEIGHTS).is_file():
         raise AdapterError(f"no recovered adapter at {run.adapter}; run 'loram recover {run.root}' first")
     key = stage_key("merge", recover["key"], res.model_path)
     done = run.done("merge", key, run.merged / "config.json")

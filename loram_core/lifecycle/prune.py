@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import attrs
-import torch
 
 from loram_core import registry
 from loram_core.arch import adapter_for
-from loram_core.atomic import atomic_dir, write_json
+from loram_core.atomic import atomic_dir
 from loram_core.checkpoint import CheckpointReader
 from loram_core.configs import build_config
-from loram_core.lifecycle.pruned_weights import load_pruned_weights, save_pruned_model_weights, stream_pruned_weights
+from loram_core.lifecycle.pruned_folder import META, finish_folder, save_pruned_model_weights, stream_pruned_weights
 from loram_core.lifecycle.resources import Resources
 from loram_core.lifecycle.rundir import RunDir, stage_key
 from loram_core.plan import ModelFingerprint
-from loram_core.plan.apply import apply_plan, empty_model, materialize_pruned
+from loram_core.plan.apply import apply_plan, empty_model
 from loram_core.plan.fingerprint import count_parameters, param_bytes
-from loram_core.plan.serialize import load_plan, plan_hash, save_plan
+from loram_core.plan.serialize import plan_hash, save_plan
 from loram_core.plan.weight_store import WeightStore
 from loram_core.plan.validate import validate_plan
-from loram_core.structured import PruneContext
+from loram_core.protocols import Pruner, optional_member
+from loram_core.prune_context import PruneContext
 
-PRUNED_META = "loram_pruned.json"  # written last into pruned/: its presence means the folder is whole
 
 
 def pruner_config(pruner, settings):
@@ -55,13 +53,13 @@ def run_prune(run: RunDir, res: Resources, console=None) -> dict:
 
         return use_published(run, s, res.config, res.model_path)
     key = prune_key(s)
-    done = run.done("prune", key, run.plan / "plan.json", run.pruned / PRUNED_META)
+    done = run.done("prune", key, run.plan / "plan.json", run.pruned / META)
     if done:
         return done
     pruner = registry.get("pruner", s.pruner)
     cfg = pruner_config(pruner, s)
     # A streaming pruner gets the original on the meta device and loads what it needs layer by layer.
-    streaming = bool(getattr(pruner, "streaming", False))
+    streaming = bool(optional_member(pruner, Pruner, "streaming"))
     fingerprint = ModelFingerprint.from_config(res.config, name_or_path=s.model)
     if streaming:
         model = empty_model(res.config)
@@ -72,12 +70,18 @@ def run_prune(run: RunDir, res: Resources, console=None) -> dict:
     store_dir = run.root / ".prune-weights"
     shutil.rmtree(store_dir, ignore_errors=True)  # leftovers of a killed run belong to no plan
     store = WeightStore(store_dir)
+    calibrated = []
+
+    def calibration(*args, **kwargs):
+        calibrated.append(True)
+        return res.calibration(*args, **kwargs)
+
     context = PruneContext(
         model_config=res.config,
         arch=adapter_for(res.config),
         fingerprint=fingerprint,
         seed=s.seed,
-        calibration=res.calibration,
+        calibration=calibration,
         progress=res.progress,
         tokenizer=res.tokenizer,
         model_path=res.model_path,
@@ -98,9 +102,8 @@ def run_prune(run: RunDir, res: Resources, console=None) -> dict:
             pruned_params = count_parameters(model)
             save_pruned_model_weights(model, tmp)
             del model
-        res.config.save_pretrained(tmp)  # the ORIGINAL config: shapes come from config + plan
-        res.tokenizer.save_pretrained(tmp)
-        write_json(tmp / PRUNED_META, {"plan_hash": digest, "base": attrs.asdict(fingerprint), "plan": "../plan"})
+        finish_folder(tmp, res.config, res.tokenizer,
+                      {"plan_hash": digest, "base": attrs.asdict(fingerprint), "plan": "../plan"})
     shutil.rmtree(store_dir, ignore_errors=True)
     if not plan.structured:  # masks keep shapes: count the zeros as removed, as the paper's ▲ ratios do
         pruned_params -= sum(plan.removed_parameters({m: e.shape for m, e in plan.entries.items()}).values())
@@ -113,21 +116,10 @@ def run_prune(run: RunDir, res: Resources, console=None) -> dict:
             "plan_hash": digest,
             "modules": len(plan.entries),
             "streamed": streaming,
+            # whether the pruner read calibration data: if not, its plan does not depend on seq_len / data
+            "calibrated": bool(calibrated),
             "params_original": fingerprint.num_parameters,
             "params_pruned": pruned_params,
             "param_bytes_original": original_bytes,
         },
     )
-
-
-def load_pruned_model(run: RunDir, res: Resources, dtype=None):
-    """Materialize the pruned model from the original config + plan + pruned weights (fp32 unless ``dtype``)."""
-    plan = load_plan(run.plan)
-    meta = json.loads((run.pruned / PRUNED_META).read_text())
-    if meta.get("plan_hash") != plan_hash(plan):
-        from loram_core.errors import PlanError
-
-        raise PlanError(f"{run.pruned} was written for another plan than {run.plan}; re-run 'loram prune'")
-    validate_plan(plan, res.config)  # the original named now must be the one the plan was made for
-    state = load_pruned_weights(run.pruned)
-    return materialize_pruned(res.config, plan, state, dtype or torch.float32), plan

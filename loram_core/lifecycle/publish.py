@@ -21,7 +21,7 @@ import attrs
 from loram_core.atomic import atomic_dir, write_bytes, write_json
 from loram_core.checkpoint import CheckpointReader, _open
 from loram_core.errors import LoramError
-from loram_core.lifecycle.prune import PRUNED_META
+from loram_core.lifecycle.pruned_folder import META, read_meta
 from loram_core.lifecycle.rundir import RunDir, stage_key
 from loram_core.plan import ModelFingerprint
 
@@ -62,12 +62,12 @@ def publish_run(run_dir: Path, out: Path, config, model_path: str) -> dict[str, 
     """Write OUT: plan/, pruned/, loram_published.json and README.md (model card). OUT is replaced whole."""
     run = RunDir(run_dir)
     prune = run.record("prune")
-    if not prune or not (run.plan / "plan.json").is_file() or not (run.pruned / PRUNED_META).is_file():
+    if not prune or not (run.plan / "plan.json").is_file() or not (run.pruned / META).is_file():
         raise LoramError(f"{run_dir} has no finished prune stage to publish; run 'loram prune {run_dir}' first")
     out = Path(out)
     if out.exists() and not (out / PUBLISHED).is_file() and any(out.iterdir()):
         raise LoramError(f"{out} exists and is not a published loram folder; choose an empty or new folder")
-    settings = json.loads(run.run_json.read_text())["settings"]
+    settings = run.read_settings()
     report = json.loads(run.report.read_text()) if run.report.is_file() else {}
     align = run.record("align") or (prune.get("published") or {}).get("align")
     card = {
@@ -100,7 +100,7 @@ def read_published(folder: Path) -> dict[str, Any]:
         raise LoramError(f"{path} is unreadable ({exc.__class__.__name__}: {exc})") from None
     if card.get("schema") != PUBLISH_SCHEMA:
         raise LoramError(f"{path} has schema {card.get('schema')!r}; this loram reads {PUBLISH_SCHEMA}")
-    for part in ("plan/plan.json", f"pruned/{PRUNED_META}"):
+    for part in ("plan/plan.json", f"pruned/{META}"):
         if not (folder / part).is_file():
             raise LoramError(f"{folder} is incomplete: {part} is missing; publish it again")
     return card
@@ -124,7 +124,7 @@ def use_published(run: RunDir, settings, config, model_path: str) -> dict[str, A
     card = read_published(folder)
     key = stage_key("prune-published", card["base"]["weights_digest"], card["prune"]["plan_hash"],
                     card.get("align"), settings.model)
-    done = run.done("prune", key, run.plan / "plan.json", run.pruned / PRUNED_META)
+    done = run.done("prune", key, run.plan / "plan.json", run.pruned / META)
     if done:
         return done
     check_base(card, folder, config, model_path, settings.model)
@@ -132,7 +132,7 @@ def use_published(run: RunDir, settings, config, model_path: str) -> dict[str, A
         with atomic_dir(target) as tmp:
             shutil.rmtree(tmp)
             shutil.copytree(folder / part, tmp)
-    aligned = json.loads((folder / "pruned" / PRUNED_META).read_text()).get("aligned_by") or {}
+    aligned = read_meta(folder / "pruned").get("aligned_by") or {}
     published = {"path": str(folder.resolve()), "align": card.get("align"), "ppl": card.get("ppl"),
                  "aligned_key": aligned.get("key")}
     return run.finish("prune", key, {**card["prune"], "published": published})

@@ -8,6 +8,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from loram_core import __version__, registry
+from loram_core.adapters.files import CONFIG, MODEL_CARD, SIDECAR, WEIGHTS
 from loram_core.atomic import atomic_dir, write_json
 from loram_core.errors import AdapterError
 from loram_core.lifecycle.resources import Resources
@@ -16,17 +17,16 @@ from loram_core.plan.fingerprint import linear_shapes
 from loram_core.plan.serialize import load_plan, plan_hash
 from loram_core.recover import recover_adapter
 
-ADAPTER_WEIGHTS, ADAPTER_CONFIG, SIDECAR = "adapter_model.safetensors", "adapter_config.json", "loram.json"
 
 
 def run_recover(run: RunDir, res: Resources) -> dict:
     s = res.settings
-    source = run.adapter_pruned / ADAPTER_WEIGHTS
+    source = run.adapter_pruned / WEIGHTS
     if not source.is_file():
         raise AdapterError(f"no trained adapter at {run.adapter_pruned}; run 'loram train {run.root}' first")
     source_hash = file_hash(source)
     key = stage_key("recover", source_hash, (run.record("prune") or {}).get("key"), s.recoverer, s.seed)
-    done = run.done("recover", key, run.adapter / ADAPTER_WEIGHTS)
+    done = run.done("recover", key, run.adapter / WEIGHTS)
     if done:
         return done
     recoverer = registry.get("recoverer", s.recoverer)
@@ -34,7 +34,7 @@ def run_recover(run: RunDir, res: Resources) -> dict:
     state = load_file(source)
     generator = torch.Generator().manual_seed(s.seed)
     recovered = recover_adapter(state, plan, linear_shapes(res.config), recoverer, generator=generator)
-    config = json.loads((run.adapter_pruned / ADAPTER_CONFIG).read_text())
+    config = json.loads((run.adapter_pruned / CONFIG).read_text())
     config["base_model_name_or_path"] = res.base_name_or_path  # the ORIGINAL model, so stock PEFT loading finds it
     sidecar = {
         "loram_version": __version__,
@@ -47,14 +47,14 @@ def run_recover(run: RunDir, res: Resources) -> dict:
         "source_adapter_sha256": source_hash,
     }
     with atomic_dir(run.adapter) as tmp:
-        save_file({k: v.contiguous() for k, v in recovered.items()}, tmp / ADAPTER_WEIGHTS, metadata={"format": "pt"})
-        write_json(tmp / ADAPTER_CONFIG, config)
+        save_file({k: v.contiguous() for k, v in recovered.items()}, tmp / WEIGHTS, metadata={"format": "pt"})
+        write_json(tmp / CONFIG, config)
         write_json(tmp / SIDECAR, sidecar)
-        readme = run.adapter_pruned / "README.md"
+        readme = run.adapter_pruned / MODEL_CARD
         if readme.is_file():
-            (tmp / "README.md").write_text(readme.read_text())
+            (tmp / MODEL_CARD).write_text(readme.read_text())
     record = run.finish("recover", key, {"recoverer": recoverer.name, "tensors": len(recovered),
-                                         "adapter_sha256": file_hash(run.adapter / ADAPTER_WEIGHTS)})
+                                         "adapter_sha256": file_hash(run.adapter / WEIGHTS)})
     from loram_core.adapters.register import register_recovered  # every recovered adapter lands in the registry
 
     register_recovered(run, res)

@@ -1,4 +1,5 @@
-"""The run report (design §5): ``report.json`` from the stage records, printed as rich tables."""
+"""The run report: ``report.json`` from the stage records, printed as rich tables (docs/architecture.md,
+"The run report")."""
 
 from __future__ import annotations
 

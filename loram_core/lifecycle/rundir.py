@@ -1,9 +1,12 @@
-"""RUN_DIR layout (design §1) and stage records: a stage is skipped when its output matches its inputs."""
+"""RUN_DIR layout (docs/architecture.md, "The lifecycle") and stage records: a stage is skipped when its output matches its inputs."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +14,12 @@ import attrs
 
 from loram_core import distributed
 from loram_core.atomic import write_json
+from loram_core.errors import LoramError
 
 RUN_SCHEMA = 1
+LOCK = ".loram.lock"
+# a folder holding one of these was made by loram: a run (run.json) or a bench cell it prepares (cell.json)
+PREPARED_BY_LORAM = ("run.json", "cell.json")
 
 
 @attrs.frozen
@@ -34,6 +41,41 @@ class RunDir:
             return
         write_json(self.run_json, {"schema": RUN_SCHEMA, "settings": settings.to_json(), "plugins": plugins})
 
+    def read_run_json(self) -> dict[str, Any]:
+        """The whole ``run.json`` (schema, settings, plugins); a missing or unreadable one is the user's error."""
+        if not self.run_json.is_file():
+            raise LoramError(f"{self.root} is not a run directory (no run.json); start with 'loram run' or 'loram prune'")
+        try:
+            doc = json.loads(self.run_json.read_text())
+            if not isinstance(doc, dict) or not isinstance(doc.get("settings"), dict):
+                raise ValueError("no settings table")
+            return doc
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise LoramError(f"{self.run_json}: unreadable ({exc}); remove it or choose another RUN_DIR") from None
+
+    def read_settings(self) -> dict[str, Any]:
+        """The settings ``run.json`` recorded, as the flat dict ``make_settings`` takes."""
+        return dict(self.read_run_json()["settings"])
+
+    def check_writable(self) -> None:
+        """A run writes into a new or empty folder, or into a run directory: never into a folder of the
+        user's (its ``plan/``, ``merged/``, ... would replace same-named folders of theirs)."""
+        if str(self.root) in ("", "."):
+            raise LoramError("the run directory must be a folder of its own (--out RUN_DIR), not the current folder")
+        if self.root.exists() and not self.root.is_dir():
+            raise LoramError(f"{self.root} is a file, not a run directory; choose another --out")
+        prepared = any((self.root / marker).is_file() for marker in PREPARED_BY_LORAM)
+        if self.root.is_dir() and not prepared and any(p.name != LOCK for p in self.root.iterdir()):
+            raise LoramError(f"{self.root} exists and is not a loram run directory (no run.json); "
+                             f"choose a new or empty folder for --out")
+
+    def check_schema(self) -> None:
+        """A run directory written by another run-dir schema is refused rather than half-understood."""
+        if self.run_json.is_file():
+            schema = self.read_run_json().get("schema")
+            if schema != RUN_SCHEMA:
+                raise LoramError(f"{self.root} was written by run-dir schema {schema!r}; this loram writes {RUN_SCHEMA}")
+
     def record(self, stage: str) -> dict[str, Any] | None:
         path = self.stages / f"{stage}.json"
         try:
@@ -48,6 +90,44 @@ class RunDir:
             return rec
         return None
 
+    def forget(self, stage: str) -> None:
+        """Drop a stage's record (its inputs changed upstream): the stage runs again when next asked for."""
+        if distributed.is_main_process():
+            (self.stages / f"{stage}.json").unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold the run directory for this process: a second loram on it stops at once, naming the holder.
+
+        An advisory ``flock`` on ``.loram.lock``: the kernel releases it when its process dies (kill -9
+        included), so a stale lock is never left behind for a later run to clear. Under ``accelerate
+        launch`` only the main process locks; the others follow it.
+        """
+        if not distributed.is_main_process():
+            yield
+            return
+        import fcntl
+        import socket
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / LOCK
+        with open(path, "a+") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                holder = f.read().strip() or "another process"
+                raise LoramError(f"{self.root} is in use by {holder}; wait for it to finish or choose another "
+                                 f"--out") from None
+            f.seek(0)
+            f.truncate()
+            f.write(f"loram pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+            f.flush()
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
     def finish(self, stage: str, key: str, result: dict[str, Any]) -> dict[str, Any]:
         rec = {"stage": stage, "key": key, **result}
         if distributed.is_main_process():  # the other processes of a collective stage return the same record
@@ -55,9 +135,14 @@ class RunDir:
         return rec
 
 
+# Bumped when what a key hashes changes shape: every stage of an older run then runs again once, instead
+# of special cases that keep old keys stable (2: every training field and the dtype are always hashed).
+STAGE_KEY_VERSION = 2
+
+
 def stage_key(*parts: Any) -> str:
     """A short hash of a stage's inputs: the settings it reads and its upstream stages' keys."""
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    blob = json.dumps([STAGE_KEY_VERSION, *parts], sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,84 +9,113 @@ import attrs
 
 from loram_core.configs import build_config, parse_layers, ratio_in_unit_interval
 from loram_core.errors import LoramError
-from loram_core.placement import check_device, check_dtype
+from loram_core.fields import boolean, derived_config, integer, names, number, optional_text, options, setting, text
+from loram_core.placement import DEVICES, DTYPES
 
 
-def _positive(instance, attribute, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{attribute.name} must be a positive integer, got {value!r}")
+PLUGINS = "model, data and plugins"
+TRAINING = "training"
+EVALUATION = "evaluation and placement"
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 @attrs.frozen
 class RunSettings:
-    model: str = "smollm2-135m"
-    data: str = "shakespeare"
-    pruner: str = "magnitude"
+    """Every setting of a run, once: each field is a flag (``--batch-size``), a recipe key (``batch_size``)
+    and a key of ``run.json``'s ``settings``; ``TrainConfig`` is derived from its training fields.
+    Flags are added, never renamed: scripts rely on them (docs/architecture.md, "CLI")."""
+
+    model: str = setting("smollm2-135m", validator=text, group=PLUGINS, help="HF id, local folder or alias")
+    data: str = setting("shakespeare", validator=text, group=PLUGINS, help="dataset alias or a .txt/.md/.jsonl file")
+    pruner: str = setting("magnitude", validator=text, group=PLUGINS, help="pruner plugin name")
     # A folder written by `loram publish`: its plan and (aligned) pruned weights replace the prune stage.
-    pruned: str | None = None
-    ratio: float = attrs.field(default=0.5, validator=ratio_in_unit_interval)
-    layers: tuple[int, int] | None = attrs.field(default=None, converter=parse_layers)
-    pruner_options: dict = attrs.field(factory=dict)
-    quantizer: str | None = None
-    quantizer_options: dict = attrs.field(factory=dict)
-    aligner: str | None = None
-    aligner_options: dict = attrs.field(factory=dict)
-    recoverer: str = "zero"
-    steps: int = attrs.field(default=100, validator=_positive)
-    batch_size: int = attrs.field(default=4, validator=_positive)
-    seq_len: int = attrs.field(default=128, validator=_positive)
-    lr: float = 5e-4
-    rank: int = attrs.field(default=8, validator=_positive)
-    alpha: int = attrs.field(default=16, validator=_positive)
-    dropout: float = 0.05
-    warmup_steps: int = 10
-    schedule: str = "cosine"
-    checkpoint_every: int = attrs.field(default=50, validator=_positive)
-    target_modules: tuple[str, ...] = attrs.field(
-        default=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"), converter=tuple
-    )
-    seed: int = 0
-    eval_tokens: int = attrs.field(default=8192, validator=_positive)
-    eval_seq_len: int = attrs.field(default=512, validator=_positive)
-    calibration_samples: int = attrs.field(default=16, validator=_positive)
-    merge: bool = True
-    trust_remote_code: bool = False
+    pruned: str | None = setting(None, validator=optional_text, group=PLUGINS, metavar="FOLDER",
+                                 help="start from a folder written by 'loram publish' instead of pruning (its base must be --model)")
+    ratio: float = setting(0.5, kind="float", validator=ratio_in_unit_interval, group=PLUGINS,
+                           help="fraction of KV groups / MLP channels removed")
+    layers: tuple[int, int] | None = setting(None, kind="layers", converter=parse_layers, group=PLUGINS, metavar="START:END",
+                                             help="decoder layers to prune (default: first 4 and last 2 dense)")
+    pruner_options: dict = setting(kind="options", factory=dict, validator=options, group=PLUGINS, flag="--pruner-opt",
+                                   metavar="KEY=VALUE", help="pruner config option (repeatable)")
+    quantizer: str | None = setting(None, validator=optional_text, group=PLUGINS,
+                                    help="quantizer plugin for the pruned model (QLoRAM)")
+    quantizer_options: dict = setting(kind="options", factory=dict, validator=options, group=PLUGINS, flag="--quantizer-opt",
+                                      metavar="KEY=VALUE", help="quantizer config option (repeatable)")
+    aligner: str | None = setting(None, validator=optional_text, group=PLUGINS,
+                                  help="aligner plugin (continual pre-training of the pruned model)")
+    aligner_options: dict = setting(kind="options", factory=dict, validator=options, group=PLUGINS, flag="--aligner-opt",
+                                    metavar="KEY=VALUE", help="aligner config option (repeatable)")
+    recoverer: str = setting("zero", validator=text, group=PLUGINS, help="recovery fill method")
+    trust_remote_code: bool = setting(False, validator=boolean, group=PLUGINS,
+                                      help="allow a model's own code from its folder or the hub")
+    steps: int = setting(100, validator=integer(1), group=TRAINING, help="optimizer updates")
+    batch_size: int = setting(4, validator=integer(1), group=TRAINING, help="sequences per process per micro-step")
+    seq_len: int = setting(128, validator=integer(2), group=TRAINING, help="tokens per training sequence")
+    lr: float = setting(5e-4, kind="float", validator=number(0.0, low_open=True), group=TRAINING, help="peak learning rate")
+    rank: int = setting(8, validator=integer(1), group=TRAINING, help="LoRA rank r")
+    alpha: int = setting(16, validator=integer(1), group=TRAINING, help="LoRA alpha")
+    dropout: float = setting(0.05, kind="float", validator=number(0.0, 1.0), group=TRAINING, help="LoRA dropout")
+    target_modules: tuple[str, ...] = setting(PROJECTIONS, kind="names", validator=names, group=TRAINING,
+                                              help="comma-separated LoRA targets")
+    warmup_steps: int = setting(10, validator=integer(0), group=TRAINING, help="linear warm-up steps")
+    schedule: str = setting("cosine", choices=("cosine", "linear", "constant"), group=TRAINING, help="learning-rate schedule")
+    weight_decay: float = setting(0.0, kind="float", validator=number(0.0), group=TRAINING, help="AdamW weight decay")
+    max_grad_norm: float = setting(1.0, kind="float", validator=number(0.0), group=TRAINING,
+                                   help="gradient clipping norm (0: off)")
+    seed: int = setting(0, validator=integer(0), group=TRAINING, help="seed of the adapter init, batches and plans")
+    checkpoint_every: int = setting(50, validator=integer(0), group=TRAINING, help="steps between checkpoints (0: off)")
+    # Micro-steps per optimizer update: global batch = batch_size x processes x grad_accum.
+    grad_accum: int = setting(1, validator=integer(1), group=TRAINING,
+                              help="micro-steps per update (global batch = batch size x processes x this)")
+    # Training memory savers (train/loss.py): activation recomputation, and the loss over N tokens at a time.
+    gradient_checkpointing: bool = setting(False, validator=boolean, group=TRAINING,
+                                           help="recompute decoder layers in backward: less activation memory, ~30%% more compute")
+    loss_chunk: int = setting(0, validator=integer(0), group=TRAINING, metavar="TOKENS",
+                              help="compute the loss over this many tokens at a time, so the logits never exist whole (0: off)")
+    calibration_samples: int = setting(16, validator=integer(1), group=TRAINING,
+                                       help="calibration windows for data-driven pruners")
+    eval_tokens: int = setting(8192, validator=integer(1), group=EVALUATION, help="test tokens for perplexity")
+    eval_seq_len: int = setting(512, validator=integer(2), group=EVALUATION, help="perplexity window")
+    merge: bool = setting(True, validator=boolean, group=EVALUATION, flag="--no-merge", help="skip writing merged/")
     # Where training and evaluation compute (placement.py): auto = CUDA when visible, bf16 on GPUs with it,
     # fp32 on CPU; under accelerate launch each process's GPU comes from accelerate.
-    device: str = attrs.field(default="auto", validator=check_device)
-    dtype: str = attrs.field(default="auto", validator=check_dtype)
-    # Micro-steps per optimizer update: global batch = batch_size x processes x grad_accum.
-    grad_accum: int = attrs.field(default=1, validator=_positive)
-    # Training memory savers (train/loss.py): activation recomputation, and the loss over N tokens at a time.
-    gradient_checkpointing: bool = False
-    loss_chunk: int = attrs.field(default=0, validator=attrs.validators.and_(attrs.validators.instance_of(int), attrs.validators.ge(0)))
+    device: str = setting("auto", choices=DEVICES, group=EVALUATION,
+                          help="where training and evaluation run (auto: CUDA when visible)")
+    dtype: str = setting("auto", choices=tuple(DTYPES), group=EVALUATION,
+                         help="model dtype for training and evaluation (auto: bf16 on GPUs that support it, fp32 on CPU)")
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self, value_serializer=lambda _i, _a, v: list(v) if isinstance(v, tuple) else v)
 
-    def train_config(self):
-        from loram_core.train.config import TrainConfig
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(**{name: getattr(self, name) for name in TRAIN_FIELDS})
 
-        return TrainConfig(
-            steps=self.steps,
-            batch_size=self.batch_size,
-            seq_len=self.seq_len,
-            lr=self.lr,
-            rank=self.rank,
-            alpha=self.alpha,
-            dropout=self.dropout,
-            target_modules=tuple(self.target_modules),
-            warmup_steps=self.warmup_steps,
-            schedule=self.schedule,
-            seed=self.seed,
-            checkpoint_every=self.checkpoint_every,
-            grad_accum=self.grad_accum,
-            gradient_checkpointing=self.gradient_checkpointing,
-            loss_chunk=self.loss_chunk,
-        )
+    @classmethod
+    def default(cls, name: str) -> Any:
+        """A field's default (other commands that share a setting, e.g. ``loram estimate --batch-size``)."""
+        d = attrs.fields_dict(cls)[name].default
+        return d.factory() if isinstance(d, attrs.Factory) else d
 
 
 FIELDS = {f.name for f in attrs.fields(RunSettings)}
+
+# The training loop's settings: a derived view of the fields above, so defaults, validators and help are
+# RunSettings' own (the CLI, recipes, run.json and the loop cannot disagree).
+TRAIN_FIELDS = (
+    "steps", "batch_size", "seq_len", "lr", "rank", "alpha", "dropout", "target_modules", "warmup_steps",
+    "weight_decay", "schedule", "seed", "checkpoint_every", "grad_accum", "max_grad_norm",
+    "gradient_checkpointing", "loss_chunk",
+)
+TrainConfig = derived_config(
+    "TrainConfig", RunSettings, TRAIN_FIELDS,
+    doc="""LoRA training settings.
+
+    One step is one optimizer update over ``batch_size * processes * grad_accum`` sequences of ``seq_len``
+    tokens (the global batch): ``batch_size`` is per process, as in accelerate, so ``accelerate launch
+    --num_processes 2`` with ``batch_size=b`` trains on the same windows as one process with ``2b``.
+    """,
+)
+TrainConfig.__module__ = "loram_core.train.config"  # where users import it from
 
 
 def make_settings(values: dict[str, Any], *, source: str = "settings") -> RunSettings:
@@ -127,14 +155,3 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
     if unknown:
         raise LoramError(f"recipe {path}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(FIELDS))})")
     return values
-
-
-def read_run_json(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / "run.json"
-    if not path.is_file():
-        raise LoramError(f"{run_dir} is not a run directory (no run.json); start with 'loram run' or 'loram prune'")
-    try:
-        doc = json.loads(path.read_text())
-        return dict(doc["settings"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise LoramError(f"{path}: unreadable ({exc})") from None

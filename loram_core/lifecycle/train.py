@@ -5,7 +5,8 @@ from __future__ import annotations
 import gc
 
 from loram_core import distributed, memory
-from loram_core.lifecycle.prune import load_pruned_model
+from loram_core.adapters.files import WEIGHTS
+from loram_core.lifecycle.pruned_folder import load_pruned_model
 from loram_core.lifecycle.quantize import quantize_pruned
 from loram_core.lifecycle.resources import Resources
 from loram_core.lifecycle.rundir import RunDir, stage_key
@@ -19,11 +20,8 @@ def train_key(run: RunDir, settings) -> str:
     train = settings.train_config().to_dict()
     # The global micro-batch, as the checkpoints count it: 2 processes x b is the run 1 process x 2b is.
     train["batch_size"] *= distributed.process_count()
-    parts = [prune.get("key"), align.get("key"), settings.data, settings.quantizer, settings.quantizer_options, train]
-    dtype = Placement.from_settings(settings).dtype_name
-    if dtype != "fp32":  # fp32 runs keep the keys they had before dtypes were chosen
-        parts.append(dtype)
-    return stage_key("train", *parts)
+    return stage_key("train", prune.get("key"), align.get("key"), settings.data, settings.quantizer,
+                     settings.quantizer_options, train, Placement.from_settings(settings).dtype_name)
 
 
 def run_train(run: RunDir, res: Resources) -> dict:
@@ -31,12 +29,12 @@ def run_train(run: RunDir, res: Resources) -> dict:
 
     s = res.settings
     key = train_key(run, s)
-    done = run.done("train", key, run.adapter_pruned / "adapter_model.safetensors")
+    done = run.done("train", key, run.adapter_pruned / WEIGHTS)
     if done:
         return done
-    # Design §5: the peak counts the resident (quantized) model plus training, measured from the RSS before
-    # the model is loaded; load-time copies are freed before the loop resets VmHWM. Data comes first, as it
-    # is the same for every configuration.
+    # The peak counts the resident (quantized) model plus training, measured from the RSS before the model is
+    # loaded (docs/architecture.md, "Measuring memory"); load-time copies are freed before the loop resets
+    # VmHWM. Data comes first, as it is the same for every configuration.
     import accelerate  # noqa: F401  (~150 MB of imports: imported before the baseline, not counted as training)
     import peft  # noqa: F401  (imports bitsandbytes too, where installed)
 

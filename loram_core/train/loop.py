@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -16,14 +14,14 @@ import attrs
 import torch
 
 from loram_core import memory
-from loram_core.atomic import atomic_dir, write_json
-from loram_core.errors import AdapterError, LoramError
+from loram_core.errors import LoramError
+from loram_core.train import checkpoints
+from loram_core.train.adapter_files import read_adapter, save_adapter, write_adapter
+from loram_core.train.batches import log_starts, rank_rows, seed_of, step_starts, windows
 from loram_core.train.config import TrainConfig
 from loram_core.train.lora import attach_lora, trainable_parameters
 from loram_core.train.loss import causal_lm_loss
-
-KEEP_CHECKPOINTS = 2
-_STEP_DIR = re.compile(r"^step-(\d+)$")
+from loram_core.train.progress import step_progress_bar
 
 
 @attrs.frozen(kw_only=True)
@@ -39,39 +37,9 @@ class TrainResult:
     processes: int = 1  # training processes (accelerate launch); each took batch_size rows per micro-step
 
     def report(self) -> dict[str, Any]:
-        """The ``train`` block of the run report (design §5)."""
+        """The ``train`` block of ``report.json`` (docs/architecture.md)."""
         keys = ("steps", "tokens", "tokens_per_s", "loss_first", "loss_last")
         return {k: getattr(self, k) for k in keys}
-
-
-def _mix(*values: int) -> int:
-    # A hash, not arithmetic, so (seed, step) pairs never collide and stay inside the generator's range.
-    digest = hashlib.blake2b(repr(values).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & (2**63 - 1)
-
-
-def step_starts(n_tokens: int, step: int, cfg: TrainConfig, processes: int = 1) -> torch.Tensor:
-    """Start offsets of the global batch of ``step``: ``grad_accum * batch_size * processes`` windows.
-
-    Every process draws the whole global batch from one generator seeded by (seed, step) and trains on its
-    slice, so the batches depend on the global batch size alone: a resumed run, or one on another number
-    of processes with the same global batch, draws exactly the windows an uninterrupted one would.
-    """
-    gen = torch.Generator().manual_seed(_mix(cfg.seed, step))
-    return torch.randint(0, n_tokens - cfg.seq_len + 1, (cfg.grad_accum * cfg.batch_size * processes,), generator=gen)
-
-
-def step_rows(tokens: torch.Tensor, step: int, cfg: TrainConfig, processes: int = 1) -> torch.Tensor:
-    """The global rows of ``step``: random windows of ``seq_len`` tokens (see ``step_starts``)."""
-    starts = step_starts(tokens.numel(), step, cfg, processes)
-    return tokens[starts[:, None] + torch.arange(cfg.seq_len)]
-
-
-def rank_rows(rows: torch.Tensor, micro: int, cfg: TrainConfig, processes: int, rank: int) -> torch.Tensor:
-    """Process ``rank``'s ``batch_size`` rows of micro-step ``micro``: consecutive slices of the global rows,
-    so the processes of one micro-step together see what one process with ``batch_size * processes`` would."""
-    first = (micro * processes + rank) * cfg.batch_size
-    return rows[first : first + cfg.batch_size]
 
 
 def _check_tokens(model: torch.nn.Module, train_tokens: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
@@ -103,76 +71,6 @@ def _fingerprint(cfg: TrainConfig, model: torch.nn.Module, tokens: torch.Tensor,
         h.update(f"{name}:{tuple(p.shape)}:{p.dtype};".encode())
     h.update(tokens.numpy().tobytes())
     return h.hexdigest()
-
-
-def list_checkpoints(checkpoint_dir: Path) -> list[tuple[int, Path, str | None]]:
-    """(step, folder, fingerprint or None when unreadable), oldest first."""
-    found = []
-    if checkpoint_dir.is_dir():
-        for path in checkpoint_dir.iterdir():
-            m = _STEP_DIR.match(path.name)
-            if not m or not path.is_dir():
-                continue
-            try:
-                fp = json.loads((path / "state.json").read_text())["fingerprint"]
-            except (OSError, ValueError, KeyError, TypeError):
-                fp = None
-            found.append((int(m.group(1)), path, fp))
-    return sorted(found)
-
-
-def _save_checkpoint(
-    checkpoint_dir: Path, step: int, model, optimizer, scheduler, losses: list[float], cfg: TrainConfig, fp: str,
-    state_dict=None, processes: int = 1,
-) -> None:
-    # The global step and config are all the batch generator needs (its seed is (seed, step)), so the
-    # checkpoint holds no per-process state and resumes on any number of processes.
-    with atomic_dir(checkpoint_dir / f"step-{step}") as tmp:
-        _write_adapter(model, tmp, state_dict)
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-        state = {"step": step, "losses": losses, "config": cfg.to_dict(), "fingerprint": fp,
-                 "processes": processes, "global_batch": cfg.batch_size * processes * cfg.grad_accum}
-        write_json(tmp / "state.json", state)
-    # Keep the newest matching ones; checkpoints of another config are stale for this run dir.
-    found = list_checkpoints(checkpoint_dir)
-    mine = [c for c in found if c[2] == fp]
-    stale = [c for c in found if c[2] != fp]
-    for _, path, _ in mine[:-KEEP_CHECKPOINTS] + stale:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _load_checkpoint(path: Path, model, optimizer, scheduler) -> tuple[int, list[float]]:
-    import peft
-    from safetensors.torch import load_file
-
-    state = json.loads((path / "state.json").read_text())
-    weights = load_file(path / "adapter_model.safetensors")
-    result = peft.set_peft_model_state_dict(model, weights)
-    lora_missing = [k for k in result.missing_keys if "lora_" in k]
-    if result.unexpected_keys or lora_missing:
-        example = (result.unexpected_keys or lora_missing)[0]
-        raise LoramError(f"checkpoint {path} does not fit the model (e.g. {example})")
-    # weights_only: a checkpoint folder is data, never code
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True))
-    scheduler.load_state_dict(torch.load(path / "scheduler.pt", map_location="cpu", weights_only=True))
-    return int(state["step"]), [float(x) for x in state["losses"]]
-
-
-def step_progress_bar(enabled: bool, label: str = "train"):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn(f"[bold]{label}[/] step"),
-        MofNCompleteColumn(),
-        BarColumn(),
-        TextColumn("loss {task.fields[loss]}"),
-        TextColumn("{task.fields[tps]} tok/s"),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),  # stdout stays clean for --json output
-        disable=not enabled,
-    )
 
 
 def train_lora(
@@ -251,15 +149,17 @@ def train_lora(
         checkpoint_dir = None
     if checkpoint_dir is not None:
         checkpoint_dir = Path(checkpoint_dir)
-        usable = [c for c in list_checkpoints(checkpoint_dir) if c[2] == fingerprint and c[0] <= cfg.steps]
-        if usable:
-            start, losses = _load_checkpoint(usable[-1][1], unwrapped, optimizer, scheduler)
+        found = checkpoints.resumable(checkpoint_dir, fingerprint, cfg.steps)
+        if found is not None:
+            state = checkpoints.load_checkpoint(found, lambda folder: read_adapter(unwrapped, folder), optimizer,
+                                                scheduler)
+            start, losses = int(state["step"]), [float(x) for x in state["losses"]]
             resumed_from = start
 
     was_training = model.training
     model.train()  # LoRA dropout on
     tokens_per_step = cfg.grad_accum * cfg.batch_size * world * cfg.seq_len  # global tokens
-    debug_batches = os.environ.get("LORAM_DEBUG_BATCHES")  # tests: which windows each process trained on
+    debug_batches = os.environ.get("LORAM_DEBUG_BATCHES")  # which windows each process trained on (tests)
     show = progress and accelerator.is_main_process
     devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
     accelerator.wait_for_everyone()
@@ -271,14 +171,15 @@ def train_lora(
             task = bar.add_task("train", total=cfg.steps, completed=start, loss="-", tps="-")
             for step in range(start, cfg.steps):
                 # Dropout masks from (seed, step, rank): identical whether or not the run was resumed.
-                torch.manual_seed(_mix(cfg.seed, step, rank, 1))
+                torch.manual_seed(seed_of(cfg.seed, step, rank, 1))
                 starts = step_starts(tokens.numel(), step, cfg, world)
-                rows = tokens[starts[:, None] + torch.arange(cfg.seq_len)]
+                rows = windows(tokens, starts, cfg.seq_len)
                 step_loss = 0.0
                 for micro in range(cfg.grad_accum):
-                    batch = rank_rows(rows, micro, cfg, world, rank).to(accelerator.device)
+                    batch = rank_rows(rows, micro, cfg.batch_size, world, rank).to(accelerator.device)
                     if debug_batches:
-                        _log_batch(debug_batches, rank, step, micro, rank_rows(starts, micro, cfg, world, rank))
+                        mine = rank_rows(starts, micro, cfg.batch_size, world, rank)
+                        log_starts(debug_batches, rank, step, micro, mine)
                     with accelerator.accumulate(model):
                         loss = causal_lm_loss(model, batch, cfg.loss_chunk)
                         accelerator.backward(loss)
@@ -297,7 +198,7 @@ def train_lora(
                 if checkpoint_dir is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
                     if accelerator.is_main_process:
                         _save_checkpoint(checkpoint_dir, done, unwrapped, optimizer, scheduler, losses, cfg,
-                                         fingerprint, processes=world)
+                                         fingerprint, world)
                     accelerator.wait_for_everyone()
         elapsed = time.perf_counter() - t0
         peak = memory.peak_rss_mb()
@@ -313,7 +214,7 @@ def train_lora(
     # otherwise each process holds them all and PEFT reads them from the model.
     full_state = accelerator.get_state_dict(model) if sharded else None
     if accelerator.is_main_process:
-        _save_adapter(unwrapped, Path(adapter_dir), base_model_name_or_path, full_state)
+        save_adapter(unwrapped, Path(adapter_dir), base_model_name_or_path, full_state)
     del full_state
     accelerator.wait_for_everyone()
     return TrainResult(
@@ -329,30 +230,11 @@ def train_lora(
     )
 
 
-def _log_batch(path: str, rank: int, step: int, micro: int, starts: torch.Tensor) -> None:
-    with open(f"{path}.rank{rank}", "a", encoding="utf-8") as f:
-        f.write(json.dumps({"rank": rank, "step": step, "micro": micro, "starts": starts.tolist()}) + "\n")
-
-
-def _write_adapter(model, folder: Path, state_dict=None) -> None:
-    """``save_pretrained`` from ``state_dict`` (gathered from all processes) and a check of what was written:
-    under FSDP / ZeRO-3 an ungathered save writes tensors of shape [0], a known PEFT pitfall."""
-    from safetensors import safe_open
-
-    model.save_pretrained(folder, safe_serialization=True, state_dict=state_dict)
-    with safe_open(folder / "adapter_model.safetensors", framework="pt") as f:
-        names = list(f.keys())
-        empty = [n for n in names if 0 in f.get_slice(n).get_shape()]
-    if not names or empty:
-        what = f"tensor '{empty[0]}' is empty" if empty else "it holds no tensors"
-        raise AdapterError(f"the adapter written to {folder} is incomplete: {what} (parameters not gathered?)")
-
-
-def _save_adapter(model, adapter_dir: Path, base_model_name_or_path: str | None, state_dict=None) -> None:
-    with atomic_dir(adapter_dir) as tmp:
-        _write_adapter(model, tmp, state_dict)
-        if base_model_name_or_path is not None:
-            cfg_path = tmp / "adapter_config.json"
-            config = json.loads(cfg_path.read_text())
-            config["base_model_name_or_path"] = base_model_name_or_path
-            write_json(cfg_path, config)
+def _save_checkpoint(checkpoint_dir: Path, step: int, model, optimizer, scheduler, losses: list[float],
+                     cfg: TrainConfig, fingerprint: str, processes: int) -> None:
+    # The global step and config are all the batch generator needs (its seed is (seed, step)), so the
+    # checkpoint holds no per-process state and resumes on any number of processes.
+    state = {"step": step, "losses": losses, "config": cfg.to_dict(), "fingerprint": fingerprint,
+             "processes": processes, "global_batch": cfg.batch_size * processes * cfg.grad_accum}
+    checkpoints.save_checkpoint(checkpoint_dir, state, lambda folder: write_adapter(model, folder), optimizer,
+                                scheduler)

@@ -1,9 +1,9 @@
-"""Built-in aligners (design §1, reference.md §1 Stage 1): ``continual-pretrain`` and ``distill``.
+"""Built-in aligners (docs/alignment.md): ``continual-pretrain`` and ``distill``.
 
 - ``mixture``: data mixtures of dataset aliases / files with weights, packed into seeded windows;
 - ``config``: the aligners' attrs configs;
-- ``loop``: the full-parameter training loop (accelerate, frozen set, plan masks kept, progress);
-- ``checkpoints``: atomic checkpoints and resume by fingerprint;
+- ``loop``: the full-parameter training loop (accelerate, frozen set, plan masks kept, resume by fingerprint),
+  on the batch sampling and checkpoints it shares with LoRA training (``loram_core.train``);
 - ``continual_pretrain`` / ``distill``: the two aligners.
 """
 

@@ -12,37 +12,10 @@ import attrs
 
 from loram_core.builtin.align.mixture import Mixture, parse_mixture
 from loram_core.configs import to_float, to_names
+from loram_core.fields import integer, number, one_of
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "linear", "constant")
-
-
-def _int_at_least(minimum: int):
-    def check(_inst, attribute, value) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"{attribute.name} must be an integer >= {minimum}, got {value!r}")
-
-    return check
-
-
-def _number(low: float, high: float | None = None, *, low_open: bool = False):
-    def check(_inst, attribute, value) -> None:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
-        ok = ok and (value > low if low_open else value >= low) and (high is None or value <= high)
-        if not ok:
-            upper = f"{high}]" if high is not None else "inf)"
-            bounds = f"{'(' if low_open else '['}{low}, {upper}"
-            raise ValueError(f"{attribute.name} must be a number in {bounds}, got {value!r}")
-
-    return check
-
-
-def _one_of(choices: tuple[str, ...]):
-    def check(_inst, attribute, value) -> None:
-        if value not in choices:
-            raise ValueError(f"{attribute.name} must be one of {', '.join(choices)}, got {value!r}")
-
-    return check
 
 
 def _check_names(_inst, attribute, value) -> None:
@@ -67,25 +40,25 @@ class ContinualPretrainConfig:
     """
 
     data: Mixture = attrs.field(default="fortunes", converter=parse_mixture)
-    steps: int = attrs.field(default=100, validator=_int_at_least(1))
-    lr: float = attrs.field(default=5e-5, converter=to_float, validator=_number(0.0, low_open=True))
-    schedule: str = attrs.field(default="cosine", validator=_one_of(SCHEDULES))
-    warmup_steps: int = attrs.field(default=10, validator=_int_at_least(0))
-    batch_size: int = attrs.field(default=4, validator=_int_at_least(1))
-    seq_len: int = attrs.field(default=128, validator=_int_at_least(2))
-    grad_accum: int = attrs.field(default=1, validator=_int_at_least(1))
+    steps: int = attrs.field(default=100, validator=integer(1))
+    lr: float = attrs.field(default=5e-5, converter=to_float, validator=number(0.0, low_open=True))
+    schedule: str = attrs.field(default="cosine", validator=one_of(SCHEDULES))
+    warmup_steps: int = attrs.field(default=10, validator=integer(0))
+    batch_size: int = attrs.field(default=4, validator=integer(1))
+    seq_len: int = attrs.field(default=128, validator=integer(2))
+    grad_accum: int = attrs.field(default=1, validator=integer(1))
     token_budget: int | None = attrs.field(default=None, validator=_optional_budget)
     frozen: tuple[str, ...] = attrs.field(
         default=("lm_head", "embed_tokens"), converter=to_names, validator=_check_names
     )
-    optimizer: str = attrs.field(default="adamw", validator=_one_of(OPTIMIZERS))
-    weight_decay: float = attrs.field(default=0.0, converter=to_float, validator=_number(0.0))
+    optimizer: str = attrs.field(default="adamw", validator=one_of(OPTIMIZERS))
+    weight_decay: float = attrs.field(default=0.0, converter=to_float, validator=number(0.0))
     # 0 turns clipping off
-    max_grad_norm: float = attrs.field(default=1.0, converter=to_float, validator=_number(0.0))
+    max_grad_norm: float = attrs.field(default=1.0, converter=to_float, validator=number(0.0))
     # 0 turns checkpoints off
-    checkpoint_every: int = attrs.field(default=50, validator=_int_at_least(0))
-    eval_tokens: int = attrs.field(default=8192, validator=_int_at_least(0))
-    eval_seq_len: int = attrs.field(default=512, validator=_int_at_least(2))
+    checkpoint_every: int = attrs.field(default=50, validator=integer(0))
+    eval_tokens: int = attrs.field(default=8192, validator=integer(0))
+    eval_seq_len: int = attrs.field(default=512, validator=integer(2))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready values (the mixture as its weights table, tuples as lists)."""
@@ -106,8 +79,8 @@ class DistillConfig(ContinualPretrainConfig):
     original model (alias, folder or hub id); by default the run's model.
     """
 
-    kl_weight: float = attrs.field(default=1.0, converter=to_float, validator=_number(0.0, 1.0))
-    temperature: float = attrs.field(default=1.0, converter=to_float, validator=_number(0.0, low_open=True))
+    kl_weight: float = attrs.field(default=1.0, converter=to_float, validator=number(0.0, 1.0, high_open=False))
+    temperature: float = attrs.field(default=1.0, converter=to_float, validator=number(0.0, low_open=True))
     teacher: str | None = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.instance_of(str))
     )

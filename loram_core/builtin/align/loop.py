@@ -2,7 +2,8 @@
 
 Like the LoRA loop (``loram_core/train/loop.py``): an ``Accelerator`` prepares model, optimizer and
 schedule; every process draws the whole global batch of a step from a generator seeded by (seed, step) and
-trains on its slice; gradients are synchronized by accelerate; the main process alone writes checkpoints.
+trains on its slice (``loram_core.train.batches``); gradients are synchronized by accelerate; the main process
+alone writes checkpoints (``loram_core.train.checkpoints``: ``WORK_DIR/step-N/`` with the trainable weights).
 
 Frozen parameters get ``requires_grad=False`` and are never handed to the optimizer, so they come out
 bit-identical. Mask entries of the plan (N:M, unstructured) keep their zeros: the masked gradients are
@@ -11,6 +12,8 @@ zeroed before each update and the masks re-applied to the weights after it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -18,10 +21,11 @@ from typing import Any, Callable
 import attrs
 import torch
 
-from loram_core.builtin.align import checkpoints as ckpt
-from loram_core.builtin.align.mixture import MixtureData, _mix
+from loram_core.builtin.align.mixture import MixtureData
 from loram_core.errors import LoramError
-from loram_core.train.loop import step_progress_bar
+from loram_core.train import checkpoints
+from loram_core.train.batches import ALIGN, rank_rows, seed_of
+from loram_core.train.progress import step_progress_bar
 
 # objective(model, batch) -> (loss to backpropagate, {name: detached scalar} to record per step)
 Objective = Callable[[torch.nn.Module, torch.Tensor], "tuple[torch.Tensor, dict[str, torch.Tensor]]"]
@@ -92,6 +96,37 @@ def effective_steps(cfg, processes: int = 1) -> int:
     return min(cfg.steps, cfg.token_budget // per_step)
 
 
+def _weights_sample(p: torch.Tensor) -> bytes:
+    """A strided sample of a tensor's values: tells one starting model from another without hashing GBs."""
+    flat = p.detach().reshape(-1)
+    return flat[:: max(1, flat.numel() // 4096)].float().cpu().numpy().tobytes()
+
+
+def _fingerprint(config_dict: dict, *, aligner: str, seed: int, processes: int, model, plan, data_digest: str,
+                trainable: list[tuple[str, torch.Tensor]]) -> str:
+    """What must match for a checkpoint to be resumed: config (``batch_size`` counted globally, x processes),
+    aligner, seed, model config, plan, data and starting weights (docs/alignment.md)."""
+    from loram_core.plan import PrunePlan
+    from loram_core.plan.serialize import plan_hash
+
+    h = hashlib.sha256()
+    settings = dict(config_dict)
+    settings.pop("checkpoint_every", None)
+    settings["batch_size"] = settings["batch_size"] * processes
+    h.update(json.dumps({"aligner": aligner, "seed": seed, "config": settings}, sort_keys=True, default=str).encode())
+    base_config = getattr(model, "config", None)
+    if base_config is not None:
+        h.update(base_config.to_json_string(use_diff=False).encode())
+    h.update((plan_hash(plan) if isinstance(plan, PrunePlan) else repr(sorted(getattr(plan, "entries", {})))).encode())
+    h.update(data_digest.encode())
+    for name, p in model.state_dict().items():
+        h.update(f"{name}:{tuple(p.shape)}:{p.dtype};".encode())
+        h.update(_weights_sample(p))
+    for name, _ in trainable:
+        h.update(f"trainable:{name};".encode())
+    return h.hexdigest()
+
+
 def train_full(model: torch.nn.Module, cfg, context, data: MixtureData, objective: Objective, *,
                aligner: str, accelerator=None) -> AlignRun:
     """Train ``model``'s unfrozen parameters in place on windows of ``data`` with ``objective``.
@@ -100,8 +135,6 @@ def train_full(model: torch.nn.Module, cfg, context, data: MixtureData, objectiv
     left on the device and in the train/eval mode it came in, with its ``requires_grad`` flags restored.
     """
     from transformers import get_scheduler
-
-    from loram_core.train.loop import rank_rows
 
     vocab = model.get_input_embeddings().num_embeddings
     for name, stream in zip(data.mixture.names, data.train):
@@ -118,8 +151,8 @@ def train_full(model: torch.nn.Module, cfg, context, data: MixtureData, objectiv
     grad_flags = {id(p): p.requires_grad for p in model.parameters()}
     frozen, trainable = freeze(model, cfg.frozen)
     config_dict = {**cfg.to_dict(), "steps": steps}
-    fp = ckpt.fingerprint(config_dict, aligner=aligner, seed=context.seed, processes=world, model=model,
-                          plan=context.plan, data_digest=data.digest(), trainable=trainable)
+    fp = _fingerprint(config_dict, aligner=aligner, seed=context.seed, processes=world, model=model,
+                      plan=context.plan, data_digest=data.digest(), trainable=trainable)
     optimizer = _optimizer(cfg, [p for _, p in trainable])
     schedule = "constant_with_warmup" if cfg.schedule == "constant" else cfg.schedule
     scheduler = get_scheduler(schedule, optimizer, num_warmup_steps=cfg.warmup_steps, num_training_steps=steps)
@@ -132,9 +165,12 @@ def train_full(model: torch.nn.Module, cfg, context, data: MixtureData, objectiv
     start, history, resumed_from = 0, {"loss": []}, None
     work_dir = Path(context.work_dir) if context.work_dir is not None and cfg.checkpoint_every else None
     if work_dir is not None:
-        usable = [c for c in ckpt.list_checkpoints(work_dir) if c[2] == fp and c[0] <= steps]
-        if usable:
-            start, history = ckpt.load_checkpoint(usable[-1][1], trainable, optimizer, scheduler)
+        found = checkpoints.resumable(work_dir, fp, steps)
+        if found is not None:
+            state = checkpoints.load_checkpoint(found, lambda folder: checkpoints.read_parameters(folder, trainable),
+                                                optimizer, scheduler)
+            start = int(state["step"])
+            history = {k: [float(x) for x in v] for k, v in state["history"].items()}
             resumed_from = start
 
     rows = cfg.grad_accum * cfg.batch_size * world
@@ -148,11 +184,12 @@ def train_full(model: torch.nn.Module, cfg, context, data: MixtureData, objectiv
         with torch.random.fork_rng(devices=devices), step_progress_bar(show, aligner) as bar:
             task = bar.add_task(aligner, total=steps, completed=start, loss="-", tps="-")
             for step in range(start, steps):
-                torch.manual_seed(_mix(context.seed, step, rank, 1))  # dropout, if any: same when resumed
+                # dropout, if any: the same masks whether or not the run was resumed
+                torch.manual_seed(seed_of(ALIGN, context.seed, step, rank, 1))
                 global_rows, _ = data.sample(rows, cfg.seq_len, context.seed, step)
                 record: dict[str, float] = {}
                 for micro in range(cfg.grad_accum):
-                    batch = rank_rows(global_rows, micro, cfg, world, rank).to(accelerator.device)
+                    batch = rank_rows(global_rows, micro, cfg.batch_size, world, rank).to(accelerator.device)
                     with accelerator.accumulate(prepared):
                         loss, parts = objective(prepared, batch)
                         accelerator.backward(loss)
@@ -169,7 +206,10 @@ def train_full(model: torch.nn.Module, cfg, context, data: MixtureData, objectiv
                 bar.update(task, completed=done, loss=f"{record['loss']:.4f}", tps=f"{tps:,.0f}")
                 if work_dir is not None and done % cfg.checkpoint_every == 0:
                     if accelerator.is_main_process:
-                        ckpt.save_checkpoint(work_dir, done, trainable, optimizer, scheduler, history, config_dict, fp)
+                        state = {"step": done, "history": history, "config": config_dict, "fingerprint": fp}
+                        checkpoints.save_checkpoint(work_dir, state,
+                                                    lambda folder: checkpoints.write_parameters(folder, trainable),
+                                                    optimizer, scheduler)
                     accelerator.wait_for_everyone()
         elapsed = time.perf_counter() - t0
     finally:

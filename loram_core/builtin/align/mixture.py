@@ -20,6 +20,7 @@ import attrs
 import torch
 
 from loram_core.errors import LoramError
+from loram_core.train.batches import mixture_rows
 
 
 def _bad(message: str) -> LoramError:
@@ -100,11 +101,6 @@ def parse_mixture(value: Any) -> Mixture:
     return Mixture(tuple(names), tuple(w / total for w in weights))
 
 
-def _mix(*values: int) -> int:
-    digest = hashlib.blake2b(repr(("align",) + values).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & (2**63 - 1)
-
-
 @attrs.frozen(eq=False)
 class MixtureData:
     """The mixture's train streams (tokenized whole) and its splits (test tokenized on demand)."""
@@ -121,16 +117,7 @@ class MixtureData:
 
     def sample(self, rows: int, seq_len: int, seed: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``([rows, seq_len] windows, [rows] corpus index)`` of ``step``: a function of (seed, step) alone."""
-        gen = torch.Generator().manual_seed(_mix(seed, step))
-        probs = torch.tensor(self.mixture.weights, dtype=torch.float64)
-        which = torch.multinomial(probs, rows, replacement=True, generator=gen)
-        where = torch.rand(rows, generator=gen, dtype=torch.float64)
-        out = torch.empty(rows, seq_len, dtype=torch.long)
-        for i in range(rows):
-            stream = self.train[int(which[i])]
-            start = min(int(where[i] * (stream.numel() - seq_len + 1)), stream.numel() - seq_len)
-            out[i] = stream[start : start + seq_len]
-        return out, which
+        return mixture_rows(self.train, self.mixture.weights, rows, seq_len, seed, step)
 
     def test_tokens(self, tokenizer, eval_tokens: int, seq_len: int) -> list[tuple[str, torch.Tensor]]:
         """Each corpus's test split, its share of ``eval_tokens`` by weight (at least one window)."""

@@ -1,5 +1,8 @@
 """The conformance suite: the contracts a pruner, quantizer, aligner or recoverer must keep, runnable by any plugin.
 
+The members each kind must have are its protocol in ``loram_core.protocols`` (checked first); the rules here
+are what the core relies on beyond them.
+
 From a plugin's own tests::
 
     from loram_core.testing.conformance import check_pruner

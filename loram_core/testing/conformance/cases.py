@@ -6,6 +6,8 @@ from typing import Any, Mapping
 
 import attrs
 
+from loram_core.protocols import Pruner, optional_member
+
 RATIO = 0.5
 LAYERS = (2, 6)  # of the tiny models' 8: differs from both the adapter's default (4, 6) and "all layers"
 PATTERNS = ("unstructured", "2:4")  # tried when the config has a ``pattern`` field and the pruner lists none
@@ -20,8 +22,9 @@ class PrunerCase:
 def pruner_cases(pruner, extra: Mapping[str, Any] | None = None) -> list[PrunerCase]:
     """The default options with ``--ratio 0.5``; then ``--layers 2:6``; then every other pattern it supports.
 
-    A pruner declares the patterns it supports with a ``patterns`` attribute (e.g. ``("unstructured", "2:4")``);
-    without one, a config with a ``pattern`` field is tried with ``unstructured`` and ``2:4``.
+    A pruner declares the patterns it supports with ``patterns`` (optional in ``loram_core.protocols.Pruner``,
+    e.g. ``("unstructured", "2:4")``); without it, a config with a ``pattern`` field is tried with ``unstructured``
+    and ``2:4``.
     """
     fields = attrs.fields_dict(pruner.config_cls)
     base = {**({"ratio": RATIO} if "ratio" in fields else {}), **dict(extra or {})}
@@ -31,7 +34,7 @@ def pruner_cases(pruner, extra: Mapping[str, Any] | None = None) -> list[PrunerC
         cases.append(PrunerCase(f"{label},layers={LAYERS[0]}:{LAYERS[1]}", {**base, "layers": LAYERS}))
     if "pattern" in fields:
         default = fields["pattern"].default
-        for pattern in getattr(pruner, "patterns", None) or PATTERNS:
+        for pattern in optional_member(pruner, Pruner, "patterns") or PATTERNS:
             if pattern != default and pattern != base.get("pattern"):
                 cases.append(PrunerCase(f"{label},pattern={pattern}", {**base, "pattern": pattern}))
     return cases

@@ -1,8 +1,9 @@
 """The lifecycle's prune stage in miniature, on tiny saved models: what a pruner receives and what the core does.
 
 It mirrors ``loram_core/lifecycle/prune.py`` step for step (the same ``PruneContext``, a ``WeightStore``, a
-meta-device skeleton for ``streaming = True`` pruners, validation, the in-memory or streamed write of the
-pruned weights, ``materialize_pruned``), so a pruner that passes here behaves the same inside ``loram run``.
+meta-device skeleton for pruners with ``streaming = True``, an optional member of ``loram_core.protocols.Pruner``,
+validation, the in-memory or streamed write of the pruned weights, ``materialize_pruned``), so a pruner that
+passes here behaves the same inside ``loram run``.
 Calibration windows are seeded random token ids of the tiny vocabulary, whatever ``data`` a pruner asks for.
 """
 
@@ -118,13 +119,16 @@ def run_pruner(pruner, fam: TinyFamily, options: Mapping[str, Any], workdir: Pat
     from loram_core.plan import ModelFingerprint
     from loram_core.plan.apply import empty_model
     from loram_core.plan.weight_store import WeightStore
-    from loram_core.structured import PruneContext
+    from loram_core.prune_context import PruneContext
+    from loram_core.protocols import Pruner, optional_member
+    from loram_core.testing.conformance.failure import fail_unless_satisfies
 
+    fail_unless_satisfies(pruner, Pruner, "pruner")
     workdir = Path(workdir)
     path = fam.save(workdir / "models")
     config = load_config(path)
     cfg = pruner_config(pruner, options)
-    streaming = bool(getattr(pruner, "streaming", False))
+    streaming = bool(optional_member(pruner, Pruner, "streaming"))
     model = empty_model(config) if streaming else original_model(path)
     before = None if streaming else {k: v.clone() for k, v in model.state_dict().items()}
     store = WeightStore(Path(tempfile.mkdtemp(prefix="weights-", dir=workdir)))
@@ -150,7 +154,7 @@ def run_pruner(pruner, fam: TinyFamily, options: Mapping[str, Any], workdir: Pat
 def materialize(outcome: PruneOutcome, workdir: Path):
     """The pruned model as the lifecycle builds it: weights written (in memory or streamed), then config + plan."""
     from loram_core.checkpoint import CheckpointReader
-    from loram_core.lifecycle.pruned_weights import load_pruned_weights, save_pruned_model_weights, stream_pruned_weights
+    from loram_core.lifecycle.pruned_folder import load_pruned_weights, save_pruned_model_weights, stream_pruned_weights
     from loram_core.plan.apply import apply_plan, empty_model, materialize_pruned
 
     folder = Path(tempfile.mkdtemp(prefix="pruned-", dir=workdir))

@@ -1,5 +1,6 @@
-"""The pruner contract, one check per rule: the plan validates (couplings kept), the pruned model runs, the ratio
-or pattern is hit, the plan is deterministic and survives serialization, and the pruner only decides.
+"""The pruner contract beyond the members of ``loram_core.protocols.Pruner`` (``run_pruner`` checks those), one
+check per rule: the plan validates (couplings kept), the pruned model runs, the ratio or pattern is hit, the plan
+is deterministic and survives serialization, and the pruner only decides.
 
 Each check takes a ``PruneOutcome`` (harness.run_pruner) and raises ``ConformanceError`` naming the module.
 """
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from loram_core.protocols import Pruner, optional_member
 from loram_core.testing.conformance.failure import ConformanceError, fail
 from loram_core.testing.conformance.harness import PruneOutcome, fixed_batch, materialize, run_pruner
 
@@ -72,7 +74,7 @@ def _layer_range(outcome: PruneOutcome) -> range | None:
 
 
 def _requested_pattern(outcome: PruneOutcome) -> str | None:
-    return getattr(outcome.pruner_config, "pattern", None) or getattr(outcome.pruner, "pattern", None)
+    return getattr(outcome.pruner_config, "pattern", None) or optional_member(outcome.pruner, Pruner, "pattern", None)
 
 
 def check_ratio(outcome: PruneOutcome) -> None:

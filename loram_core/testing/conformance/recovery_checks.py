@@ -1,4 +1,5 @@
-"""Design §3, checked exactly: LoRA on the pruned model, recovered to the original shapes.
+"""Recovery checked exactly (docs/architecture.md, "Recovery"): LoRA on the pruned model, recovered to the
+original shapes.
 
 The LoRA factors are set to small integers, so every product and sum below is exact in floating point and
 ``scale * B_R @ A_R == scale * B_P @ A_P`` on ``[keep_out][:, keep_in]`` (zero elsewhere) is an equality.
@@ -57,7 +58,8 @@ def lora_factors(state) -> dict[str, dict[str, torch.Tensor]]:
 
 
 def check_invariant(where: str, plan, shapes, pruned_state, recovered_state, *, zero_fill: bool = True) -> None:
-    """§3 on every module: equal deltas on kept positions; zero elsewhere when the fill is zero; masks: identity."""
+    """The recovery invariant on every module: equal deltas on kept positions; zero elsewhere when the fill is
+    zero; masks: identity."""
     from loram_core.plan import SliceEntry
 
     scale = ALPHA / RANK
@@ -87,7 +89,8 @@ def check_invariant(where: str, plan, shapes, pruned_state, recovered_state, *, 
 
 
 def check_survives_recovery(outcome, pruned_model, recoverer=None) -> None:
-    """Train-shaped LoRA on the pruned model -> ``recover_adapter`` -> the §3 invariant -> loads into the original."""
+    """Train-shaped LoRA on the pruned model -> ``recover_adapter`` -> the recovery invariant -> loads into the
+    original."""
     import peft
 
     from loram_core.plan.fingerprint import linear_shapes

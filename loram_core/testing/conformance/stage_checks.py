@@ -1,5 +1,8 @@
 """The quantizer, aligner and recoverer contracts, on a tiny model pruned by the core's ``magnitude`` pruner.
 
+Each kind first has the members of its protocol (``loram_core.protocols.Quantizer``, ``Aligner``,
+``Recoverer``); then what the core relies on beyond them:
+
 - quantizer: ``quantize(model, config) -> model`` on the materialized pruned model; the bits the report counts;
   the quantized model runs close to the unquantized one; LoRA trains over it through the core's loop and the
   adapter it writes recovers to the original shapes.
@@ -17,7 +20,9 @@ from pathlib import Path
 
 import torch
 
-from loram_core.testing.conformance.failure import fail
+from loram_core.adapters.files import WEIGHTS
+from loram_core.protocols import Aligner, Quantizer, Recoverer, optional_member, quantizer_bits
+from loram_core.testing.conformance.failure import fail, fail_unless_satisfies
 from loram_core.testing.conformance.harness import family, fixed_batch, materialize, run_pruner
 
 # bitsandbytes' nf4 / fp4 move the tiny model's logits by 26-29 % (relative norm), int8 by 2 %; weights turned
@@ -41,9 +46,10 @@ def _config(kind: str, plugin, options):
 
 
 def check_quantizer(quantizer, workdir: Path, options=None) -> None:
+    fail_unless_satisfies(quantizer, Quantizer, "quantizer")
     where = f"quantizer '{quantizer.name}'"
     config = _config("quantizer", quantizer, options)
-    bits = getattr(config, "bits", None) or getattr(quantizer, "bits", None)
+    bits = quantizer_bits(quantizer, config)
     if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 16:
         fail(where, f"bits must be an integer in 1..16 on its config or itself (the report counts it), got {bits!r}")
     outcome, model = pruned_tiny(workdir)
@@ -61,8 +67,9 @@ def check_quantizer(quantizer, workdir: Path, options=None) -> None:
     if error > QUANTIZED_LOGITS_RELATIVE_ERROR:
         fail(where, f"quantized logits are {error:.0%} off the unquantized ones "
                     f"(allowed {QUANTIZED_LOGITS_RELATIVE_ERROR:.0%})")
-    if hasattr(quantizer, "describe"):
-        info = quantizer.describe(quantized, config)
+    describe = optional_member(quantizer, Quantizer, "describe")
+    if describe is not None:
+        info = describe(quantized, config)
         if not isinstance(info, dict):
             fail(where, f"describe() returned {type(info).__name__}, not a dict")
         try:
@@ -91,7 +98,7 @@ def _check_lora_over(where: str, quantized, outcome, workdir: Path) -> None:
     result = train_lora(quantized, tokens, train, adapter_dir=adapter_dir, progress=False)
     if not bool(torch.isfinite(torch.tensor(result.losses)).all()):
         fail(where, f"LoRA training over the quantized model gives non-finite losses {result.losses}")
-    state = load_file(adapter_dir / "adapter_model.safetensors")
+    state = load_file(adapter_dir / WEIGHTS)
     shapes = linear_shapes(outcome.config)
     for key, tensor in state.items():
         parsed = parse_lora_key(key)
@@ -114,6 +121,7 @@ def check_aligner(aligner, workdir: Path, options=None) -> None:
     from loram_core.models.loading import load_tokenizer
     from loram_core.plan.apply import materialize_pruned, pruned_state_dict
 
+    fail_unless_satisfies(aligner, Aligner, "aligner")
     where = f"aligner '{aligner.name}'"
     config = _config("aligner", aligner, options)
     outcome, model = pruned_tiny(workdir)
@@ -146,6 +154,7 @@ def check_recoverer(recoverer, workdir: Path) -> None:
     from loram_core.recover import recover_adapter
     from loram_core.testing.conformance.recovery_checks import check_invariant, integer_lora, lora_targets
 
+    fail_unless_satisfies(recoverer, Recoverer, "recoverer")
     where = f"recoverer '{recoverer.name}'"
     for factor, shape in (("lora_A", (4, 24)), ("lora_B", (24, 4))):
         for dtype in (torch.float32, torch.bfloat16):

@@ -76,7 +76,8 @@ def describe(model: nn.Module, config) -> dict[str, Any]:
             double_quant=config.double_quant,
             blocksize=config.blocksize,
             compute_dtype=str(resolve_compute_dtype(config.compute_dtype)).removeprefix("torch."),
-            # modules whose shape bitsandbytes' AVX512-BF16 CPU layout holds (the others take its general path)
+            # modules whose shape bitsandbytes' AVX512-BF16 CPU layout holds (used only with cpu_packed)
+            cpu_packed=config.cpu_packed,
             cpu_packed_layout={"fit": sum(fit), "unfit": len(fit) - sum(fit)},
         )
     else:

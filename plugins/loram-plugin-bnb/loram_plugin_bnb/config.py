@@ -5,20 +5,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 import torch
 
+from loram_core.configs import to_names
+from loram_core.fields import boolean
+
 COMPUTE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 BLOCKSIZES = (32, 64, 128, 256, 512, 1024, 2048, 4096)  # what bitsandbytes' blockwise kernels accept
-
-
-def _to_names(value: Any) -> Any:
-    # "lm_head,model.layers.0" from the command line; [] or "" quantizes every untied Linear
-    if isinstance(value, str):
-        value = [v.strip() for v in value.split(",") if v.strip()]
-    return tuple(value) if isinstance(value, (list, tuple)) else value
 
 
 def _check_names(_inst, attribute, value) -> None:
@@ -34,11 +28,6 @@ def _check_compute_dtype(_inst, attribute, value) -> None:
 def _check_blocksize(_inst, attribute, value) -> None:
     if isinstance(value, bool) or value not in BLOCKSIZES:
         raise ValueError(f"{attribute.name} must be one of {', '.join(map(str, BLOCKSIZES))}, got {value!r}")
-
-
-def _check_bool(_inst, attribute, value) -> None:
-    if not isinstance(value, bool):
-        raise ValueError(f"{attribute.name} must be true or false, got {value!r}")
 
 
 def _check_threshold(_inst, attribute, value) -> None:
@@ -62,11 +51,15 @@ class FourBitConfig:
 
     compute_dtype: str = attrs.field(default="auto", validator=_check_compute_dtype)
     # QLoRA's double quantization: the fp32 absmax of each block is itself quantized to 8 bits
-    double_quant: bool = attrs.field(default=True, validator=_check_bool)
+    double_quant: bool = attrs.field(default=True, validator=boolean)
     blocksize: int = attrs.field(default=64, validator=_check_blocksize)
     # Linear modules kept in full precision, matched as dotted sub-paths of the module name.
     # Embeddings and norms are not Linear modules: they are never quantized.
-    skip_modules: tuple[str, ...] = attrs.field(default=("lm_head",), converter=_to_names, validator=_check_names)
+    skip_modules: tuple[str, ...] = attrs.field(default=("lm_head",), converter=to_names, validator=_check_names)
+    # bitsandbytes' AVX512-BF16 CPU kernel for no-grad eval forwards, on modules whose shape it takes
+    # (layers.py). Off by default: measured 0.58x the general path's eval tokens/s on a 2-core Xeon with AMX
+    # (docs/results.md, "Aligned widths"), and it computes in bf16 where training computes in fp32.
+    cpu_packed: bool = attrs.field(default=False, validator=boolean)
 
     def as_bitsandbytes_config(self):
         """The same quantization as a transformers ``BitsAndBytesConfig`` (to load a hub model as QLoRA does).
@@ -106,7 +99,7 @@ class Int8Config:
     quant_type = "int8"
 
     threshold: float = attrs.field(default=6.0, validator=_check_threshold)
-    skip_modules: tuple[str, ...] = attrs.field(default=("lm_head",), converter=_to_names, validator=_check_names)
+    skip_modules: tuple[str, ...] = attrs.field(default=("lm_head",), converter=to_names, validator=_check_names)
 
     def as_bitsandbytes_config(self):
         from transformers import BitsAndBytesConfig

@@ -6,7 +6,9 @@ eval-mode forward without gradients repacks the weight once into a blocked layou
 ``in_features`` a multiple of the quantization blocksize, and it asserts or fails a reshape otherwise. A
 pruned model's widths are whatever the pruner kept (LLaMA-2-13B at the paper's ratio 0.65 keeps 4,838 MLP
 channels), so every module whose shape the layout cannot take is kept on the general path, which takes
-any shape. Modules that fit keep the fast path. ``--pruner-opt align_to=32`` makes every kept width fit.
+any shape. With the quantizer option ``cpu_packed = true`` the modules that fit keep the packed path;
+by default every module takes the general path (measured faster here, docs/results.md); ``--pruner-opt
+align_to=32`` makes every kept width fit.
 
 A kernel that fails anyway (a constraint of a future bitsandbytes release, say) is reported as one line
 naming the module, its shape and the constraint, not as a traceback from deep inside bitsandbytes.
@@ -34,8 +36,9 @@ def cpu_packed_constraint(blocksize: int) -> str:
             f"and in_features % blocksize ({blocksize}) == 0")
 
 
-def keep_unfit_modules_on_general_path(model: nn.Module) -> list[str]:
-    """Turn bitsandbytes' packed CPU path off for each ``Linear4bit`` whose shape it cannot take.
+def keep_unfit_modules_on_general_path(model: nn.Module, *, all_modules: bool = False) -> list[str]:
+    """Turn bitsandbytes' packed CPU path off for each ``Linear4bit`` whose shape it cannot take (every one
+    with ``all_modules``, the quantizer's default: ``cpu_packed = false``).
 
     Works on any model holding ``Linear4bit`` modules (ours, or transformers' ``BitsAndBytesConfig`` loader's);
     returns the names of the modules switched to the general path.
@@ -45,7 +48,7 @@ def keep_unfit_modules_on_general_path(model: nn.Module) -> list[str]:
         if not isinstance(module, bnb.nn.Linear4bit):
             continue
         blocksize = module.weight.quant_state.blocksize
-        if not fits_cpu_packed_layout(module.out_features, module.in_features, blocksize):
+        if all_modules or not fits_cpu_packed_layout(module.out_features, module.in_features, blocksize):
             module.support_avx512bf16_for_cpu = False  # read by Linear4bit.forward before it repacks
             switched.append(name)
     return switched

@@ -142,7 +142,7 @@ def quantize_model(model: nn.Module, config: FourBitConfig | Int8Config) -> nn.M
     if four_bit:
         from loram_plugin_bnb.layers import keep_unfit_modules_on_general_path
 
-        keep_unfit_modules_on_general_path(model)
+        keep_unfit_modules_on_general_path(model, all_modules=not config.cpu_packed)
         model.is_loaded_in_4bit = True
     else:
         model.is_loaded_in_8bit = True

@@ -33,7 +33,17 @@ def test_layout_rule_is_the_one_bitsandbytes_asserts():
     assert fits_cpu_packed_layout(96, 80, 16) and not fits_cpu_packed_layout(96, 80, 32)
 
 
-@pytest.mark.parametrize("config", [NF4Config(), FP4Config(), NF4Config(blocksize=32)], ids=["nf4", "fp4", "nf4-b32"])
+def test_by_default_every_module_takes_the_general_path(cpu_claims_avx512_bf16):
+    model = quantize_model(tiny_llama(seed=7, intermediate_size=128, head_dim=8), NF4Config())
+    four_bit = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert len(four_bit) == 8 * 7 and not any(m.support_avx512bf16_for_cpu for m in four_bit)
+
+
+PACKED = dict(cpu_packed=True)
+
+
+@pytest.mark.parametrize("config", [NF4Config(**PACKED), FP4Config(**PACKED), NF4Config(blocksize=32, **PACKED)],
+                         ids=["nf4", "fp4", "nf4-b32"])
 def test_modules_with_odd_widths_carry_the_general_path_setting(cpu_claims_avx512_bf16, config):
     model = quantize_model(odd_width_model(), config)
     four_bit = {n: m for n, m in model.named_modules() if isinstance(m, bnb.nn.Linear4bit)}
@@ -60,7 +70,7 @@ def test_the_guard_also_covers_a_model_from_transformers_loader(cpu_claims_avx51
     assert not any(m.support_avx512bf16_for_cpu for m in model.modules() if isinstance(m, bnb.nn.Linear4bit))
 
 
-@pytest.mark.parametrize("config", [NF4Config(), FP4Config()], ids=["nf4", "fp4"])
+@pytest.mark.parametrize("config", [NF4Config(**PACKED), FP4Config(**PACKED)], ids=["nf4", "fp4"])
 def test_eval_forward_of_odd_widths_matches_the_training_path(config):
     """No-grad eval forward (where bitsandbytes would repack) on odd widths runs on whatever CPU this is,
     and gives the logits of the same model in training mode with gradients on (the general path)."""
@@ -75,7 +85,7 @@ def test_eval_forward_of_odd_widths_matches_the_training_path(config):
 
 @pytest.mark.skipif(not HAS_AVX512_BF16, reason="the packed path exists only on CPUs with AVX512-BF16")
 def test_fitting_modules_keep_the_packed_fast_path():
-    model = quantize_model(tiny_llama(seed=7, intermediate_size=128), NF4Config())
+    model = quantize_model(tiny_llama(seed=7, intermediate_size=128), NF4Config(**PACKED))
     with torch.no_grad():
         model(torch.zeros(1, 8, dtype=torch.long))
     states = [m.weight.quant_state for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
@@ -83,7 +93,7 @@ def test_fitting_modules_keep_the_packed_fast_path():
 
 
 def test_a_failing_kernel_is_one_line_naming_module_shape_and_constraint(cpu_claims_avx512_bf16, monkeypatch):
-    model = quantize_model(tiny_llama(seed=7, intermediate_size=128), NF4Config())
+    model = quantize_model(tiny_llama(seed=7, intermediate_size=128), NF4Config(**PACKED))
 
     def broken(*_a, **_k):
         raise RuntimeError("N must be divisible by block_n\nsecond line")
@@ -101,7 +111,7 @@ def test_a_failing_kernel_is_one_line_naming_module_shape_and_constraint(cpu_cla
 @pytest.mark.skipif(not HAS_AVX512_BF16, reason="the packed path exists only on CPUs with AVX512-BF16")
 def test_training_after_an_eval_forward_gets_the_gradients_of_a_model_never_evaluated():
     def grads(evaluate_first: bool):
-        model = quantize_model(tiny_llama(seed=7, intermediate_size=128), NF4Config())
+        model = quantize_model(tiny_llama(seed=7, intermediate_size=128), NF4Config(**PACKED))
         ids = torch.randint(0, 128, (2, 16), generator=torch.Generator().manual_seed(0))
         if evaluate_first:
             with torch.no_grad():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 
 from loram_core.configs import parse_layers, ratio_in_unit_interval
-from loram_core.structured import positive_int
+from loram_core.fields import boolean, integer, one_of
 
 # Taylor criteria need gradients on calibration data; the weight norms need only the weights.
 TAYLOR_CRITERIA = ("param_first", "param_second", "param_mix")
@@ -13,21 +13,6 @@ NORM_CRITERIA = ("l1", "l2")
 CRITERIA = TAYLOR_CRITERIA + NORM_CRITERIA
 AGGREGATIONS = ("sum", "mean", "max", "prod")
 RANKINGS = ("layer", "global")
-
-
-def one_of(choices: tuple[str, ...]):
-    """attrs validator: the value is one of ``choices``; the error lists them."""
-
-    def check(instance, attribute, value) -> None:
-        if value not in choices:
-            raise ValueError(f"{attribute.name} must be one of {', '.join(choices)}; got {value!r}")
-
-    return check
-
-
-def _is_bool(instance, attribute, value) -> None:
-    if not isinstance(value, bool):
-        raise ValueError(f"{attribute.name} must be true or false, got {value!r}")
 
 
 def _int_at_least_or_none(low: int):
@@ -47,8 +32,8 @@ def _text_or_none(instance, attribute, value) -> None:
 class LLMPrunerConfig:
     ratio: float = attrs.field(validator=ratio_in_unit_interval)
     layers: tuple[int, int] | None = attrs.field(default=None, converter=parse_layers)
-    attention: bool = attrs.field(default=True, validator=_is_bool)
-    mlp: bool = attrs.field(default=True, validator=_is_bool)
+    attention: bool = attrs.field(default=True, validator=boolean)
+    mlp: bool = attrs.field(default=True, validator=boolean)
     criterion: str = attrs.field(default="param_first", validator=one_of(CRITERIA))
     aggregation: str = attrs.field(default="sum", validator=one_of(AGGREGATIONS))
     ranking: str = attrs.field(default="layer", validator=one_of(RANKINGS))
@@ -58,7 +43,7 @@ class LLMPrunerConfig:
     data: str | None = attrs.field(default=None, validator=_text_or_none)
     # Kept widths rounded to a multiple of this (the core's StructuredConfig.align_to); with global ranking
     # each group's kept count is rounded after the competition, its best-scoring units kept.
-    align_to: int = attrs.field(default=1, validator=positive_int)
+    align_to: int = attrs.field(default=1, validator=integer(1))
 
     @property
     def needs_gradients(self) -> bool:

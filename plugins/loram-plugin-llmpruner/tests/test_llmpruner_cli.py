@@ -50,7 +50,7 @@ def test_bad_option_is_a_clear_error_with_exit_2(llmpruner_registered, inputs, t
                  "--pruner-opt", "criterion=taylor", *FAST])
     assert code == 2
     err = capsys.readouterr().err
-    assert "criterion must be one of param_first, param_second, param_mix, l1, l2; got 'taylor'" in err
+    assert "criterion must be one of param_first, param_second, param_mix, l1, l2, got 'taylor'" in err
     assert "Traceback" not in err
 
 

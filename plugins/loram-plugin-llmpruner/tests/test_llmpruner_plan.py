@@ -166,9 +166,9 @@ def test_per_layer_rows_describe_the_plan_and_print_as_a_table(capsys):
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"criterion": "taylor"}, "criterion must be one of param_first, param_second, param_mix, l1, l2; got 'taylor'"),
-        ({"aggregation": "median"}, "aggregation must be one of sum, mean, max, prod; got 'median'"),
-        ({"ranking": "local"}, "ranking must be one of layer, global; got 'local'"),
+        ({"criterion": "taylor"}, "criterion must be one of param_first, param_second, param_mix, l1, l2, got 'taylor'"),
+        ({"aggregation": "median"}, "aggregation must be one of sum, mean, max, prod, got 'median'"),
+        ({"ranking": "local"}, "ranking must be one of layer, global, got 'local'"),
         ({"samples": 0}, "samples must be an integer >= 1"),
         ({"seq_len": 1}, "seq_len must be an integer >= 2"),
         ({"attention": "yes"}, "attention must be true or false"),

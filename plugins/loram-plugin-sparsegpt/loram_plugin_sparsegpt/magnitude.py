@@ -16,22 +16,27 @@ import torch
 from loram_core.checkpoint import CheckpointReader
 from loram_core.plan import MaskEntry, PrunePlan, PrunerInfo
 from loram_plugin_sparsegpt.config import MaskPruneConfig
-from loram_plugin_sparsegpt.masks import n_of_m, pruned_count, smallest, smallest_per_row
+from loram_plugin_sparsegpt.masks import (
+    keep_all_but_lowest,
+    keep_all_but_lowest_n_of_m,
+    keep_all_but_lowest_per_row,
+    pruned_count,
+)
 from loram_plugin_sparsegpt.progress import layer_progress, print_layer_table
 from loram_plugin_sparsegpt.sequential import decoder_layers
 from loram_plugin_sparsegpt.targets import layer_linears, layer_range, plan_params
 from loram_plugin_sparsegpt.version import __version__
 
 
-def magnitude_pruned(weight: torch.Tensor, ratio: float, nm: tuple[int, int] | None = None,
-                     per_row: bool = False) -> torch.Tensor:
-    """True where ``weight`` [out, in] is pruned by magnitude."""
+def magnitude_keep(weight: torch.Tensor, ratio: float, nm: tuple[int, int] | None = None,
+                   per_row: bool = False) -> torch.Tensor:
+    """Keep-mask of ``weight`` [out, in] pruned by magnitude: False at the weights removed."""
     scores = weight.detach().float().abs()
     if nm is not None:
-        return n_of_m(scores, *nm)
+        return keep_all_but_lowest_n_of_m(scores, *nm)
     if per_row:
-        return smallest_per_row(scores, pruned_count(ratio, scores.shape[1]))
-    return smallest(scores, pruned_count(ratio, scores.numel()))
+        return keep_all_but_lowest_per_row(scores, pruned_count(ratio, scores.shape[1]))
+    return keep_all_but_lowest(scores, pruned_count(ratio, scores.numel()))
 
 
 @attrs.frozen
@@ -54,11 +59,12 @@ class MagnitudeMaskPruner:
                 pruned_total = numel = 0
                 for name, linear in layer_linears(decoder_layers(model)[index], prefix, config).items():
                     weight = reader.get(f"{name}.weight") if linear.weight.is_meta else linear.weight
-                    pruned = magnitude_pruned(weight, ratio, config.nm, config.per_row)
-                    if pruned.any():
-                        entries[name] = MaskEntry(mask=~pruned, pattern=config.pattern)
-                    pruned_total += int(pruned.sum())
-                    numel += pruned.numel()
+                    keep = magnitude_keep(weight, ratio, config.nm, config.per_row)
+                    removed = keep.numel() - int(keep.sum())
+                    if removed:
+                        entries[name] = MaskEntry(mask=keep, pattern=config.pattern)
+                    pruned_total += removed
+                    numel += keep.numel()
                 rows.append({"layer": index, "modules": len(config.modules), "sparsity": pruned_total / max(numel, 1),
                              "seconds": time.perf_counter() - start})
                 bar.layer_done(f"layer {index}: sparsity {rows[-1]['sparsity']:.4f}")

@@ -1,4 +1,5 @@
-"""Which weights to prune, given a score per weight (lower = pruned first). Masks here are True where PRUNED.
+"""Which weights to keep, given a score per weight (lower = pruned first). Masks are keep-masks (True keeps), as
+in the core's ``MaskEntry``; the counts are of weights pruned.
 
 Counts are exact: a ratio r over k consecutive chunks of a layer prunes ``R(r*end) - R(r*start)`` in each
 chunk (R rounds half up), so the chunks add up to exactly ``R(r*total)`` for the whole layer or row.
@@ -23,33 +24,33 @@ def chunk_count(ratio: float, start: int, end: int) -> int:
     return pruned_count(ratio, end) - pruned_count(ratio, start)
 
 
-def smallest(scores: torch.Tensor, count: int) -> torch.Tensor:
-    """Mask of the ``count`` lowest scores of the whole tensor."""
-    mask = torch.zeros(scores.numel(), dtype=torch.bool)
+def keep_all_but_lowest(scores: torch.Tensor, count: int) -> torch.Tensor:
+    """Keep-mask of the whole tensor: False at its ``count`` lowest scores."""
+    keep = torch.ones(scores.numel(), dtype=torch.bool)
     if count > 0:
-        mask[torch.argsort(scores.flatten(), stable=True)[:count]] = True
-    return mask.view(scores.shape)
+        keep[torch.argsort(scores.flatten(), stable=True)[:count]] = False
+    return keep.view(scores.shape)
 
 
-def smallest_per_row(scores: torch.Tensor, count: int) -> torch.Tensor:
-    """Mask of the ``count`` lowest scores of each row."""
-    mask = torch.zeros(scores.shape, dtype=torch.bool)
+def keep_all_but_lowest_per_row(scores: torch.Tensor, count: int) -> torch.Tensor:
+    """Keep-mask: False at the ``count`` lowest scores of each row."""
+    keep = torch.ones(scores.shape, dtype=torch.bool)
     if count > 0:
-        mask.scatter_(1, torch.argsort(scores, dim=1, stable=True)[:, :count], True)
-    return mask
+        keep.scatter_(1, torch.argsort(scores, dim=1, stable=True)[:, :count], False)
+    return keep
 
 
-def n_of_m(scores: torch.Tensor, n: int, m: int) -> torch.Tensor:
-    """Mask of the ``n`` lowest scores in every group of ``m`` consecutive columns (``cols % m == 0``)."""
+def keep_all_but_lowest_n_of_m(scores: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """Keep-mask: False at the ``n`` lowest scores of every group of ``m`` consecutive columns (``cols % m == 0``)."""
     rows, cols = scores.shape
     groups = scores.reshape(rows, cols // m, m)
-    mask = torch.zeros(groups.shape, dtype=torch.bool)
-    mask.scatter_(2, torch.argsort(groups, dim=2, stable=True)[..., :n], True)
-    return mask.view(rows, cols)
+    keep = torch.ones(groups.shape, dtype=torch.bool)
+    keep.scatter_(2, torch.argsort(groups, dim=2, stable=True)[..., :n], False)
+    return keep.view(rows, cols)
 
 
 class PackedMasks:
-    """Masks held at one bit per weight while later layers are pruned (a bool tensor takes a byte), unpacked
+    """Keep-masks held at one bit per weight while later layers are pruned (a bool tensor takes a byte), unpacked
     once into the plan at the end: for SmolLM2 at all 30 layers that is 13 MB instead of 106 MB while the
     calibration activations are still resident."""
 

@@ -83,7 +83,8 @@ class SparseGPTPruner:
                         context.weights.put(name, result.weight)
                     keep_masks.add(name, result.keep)
                     error, energy = error + result.error, energy + result.output_energy
-                    pruned, numel = pruned + int(result.pruned.sum()), numel + result.pruned.numel()
+                    pruned += result.keep.numel() - int(result.keep.sum())
+                    numel += result.keep.numel()
                 relative = error / energy if energy > 0 else 0.0
                 errors[str(index)] = {"error": _significant(error), "relative": _significant(relative)}
                 rows.append({"layer": index, "modules": len(targets), "sparsity": pruned / numel, "error": error,

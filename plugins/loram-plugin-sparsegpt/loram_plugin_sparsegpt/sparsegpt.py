@@ -25,23 +25,20 @@ import attrs
 import torch
 
 from loram_core.errors import LoramError
-from loram_plugin_sparsegpt.masks import chunk_count, n_of_m, smallest, smallest_per_row
+from loram_plugin_sparsegpt.masks import (
+    chunk_count,
+    keep_all_but_lowest,
+    keep_all_but_lowest_n_of_m,
+    keep_all_but_lowest_per_row,
+)
 
 
 @attrs.frozen(eq=False)
 class PrunedLinear:
     weight: torch.Tensor  # reconstructed full-shape weight (fp32), exactly zero where pruned
-    pruned: torch.Tensor  # bool, True where a weight was removed
+    keep: torch.Tensor  # bool keep-mask, as the plan's MaskEntry: False where a weight was removed
     error: float  # ‖W X − Ŵ X‖² summed over the calibration tokens (exact, from the undamped X Xᵀ)
     output_energy: float  # ‖W X‖², for the relative error
-
-    @property
-    def keep(self) -> torch.Tensor:
-        return ~self.pruned
-
-    @property
-    def relative_error(self) -> float:
-        return self.error / self.output_energy if self.output_energy > 0 else 0.0
 
 
 def reconstruction_error(weight: torch.Tensor, new_weight: torch.Tensor, xtx: torch.Tensor) -> float:
@@ -107,7 +104,7 @@ def sparsegpt_prune(
     del h
     # Work on Wᵀ: a column of W is a contiguous row here, so the per-column updates are contiguous rank-1 ones.
     wt = w.T.contiguous()
-    pruned_t = torch.zeros(cols, rows, dtype=torch.bool)
+    keep_t = torch.ones(cols, rows, dtype=torch.bool)
     with _one_thread():
         for i1 in range(0, cols, blocksize):
             i2 = min(i1 + blocksize, cols)
@@ -118,29 +115,28 @@ def sparsegpt_prune(
             if nm is None:
                 scores = w1.pow(2) / d.pow(2).unsqueeze(1)
                 if per_row:
-                    mask1 = smallest_per_row(scores.T, chunk_count(ratio, i1, i2)).T.contiguous()
+                    keep1 = keep_all_but_lowest_per_row(scores.T, chunk_count(ratio, i1, i2)).T.contiguous()
                 else:
-                    mask1 = smallest(scores, chunk_count(ratio, rows * i1, rows * i2))
+                    keep1 = keep_all_but_lowest(scores, chunk_count(ratio, rows * i1, rows * i2))
             else:
-                mask1 = torch.zeros_like(w1, dtype=torch.bool)
+                keep1 = torch.ones_like(w1, dtype=torch.bool)
             for i in range(i2 - i1):
                 if nm is not None and i % nm[1] == 0:
                     group = slice(i, i + nm[1])
                     scores = w1[group].pow(2) / d[group].pow(2).unsqueeze(1)
-                    mask1[group] = n_of_m(scores.T, nm[0], nm[1]).T
+                    keep1[group] = keep_all_but_lowest_n_of_m(scores.T, nm[0], nm[1]).T
                 col = w1[i]
-                err = col * mask1[i] / d[i]  # (w - q) / d: q is w with the pruned entries zeroed
+                err = col.masked_fill(keep1[i], 0.0) / d[i]  # (w - q) / d: q is w with the pruned entries zeroed
                 w1[i:].addr_(u1[i, i:], err, alpha=-1.0)  # the column itself becomes q: its pruned entries hit 0
                 err1[i] = err
-            w1[mask1] = 0.0  # exact zeros (the update leaves them at rounding-error size)
+            w1[~keep1] = 0.0  # exact zeros (the update leaves them at rounding-error size)
             wt[i1:i2] = w1
-            pruned_t[i1:i2] = mask1
+            keep_t[i1:i2] = keep1
             wt[i2:].addmm_(u[i1:i2, i2:].T, err1, alpha=-1.0)
     w = wt.T.contiguous()
-    pruned = pruned_t.T.contiguous()
     return PrunedLinear(
         weight=w,
-        pruned=pruned,
+        keep=keep_t.T.contiguous(),
         error=reconstruction_error(w_orig, w, xtx),
         output_energy=float(((w_orig.double() @ xtx.double()) * w_orig.double()).sum()),
     )

@@ -6,7 +6,7 @@ import torch
 from loram_core.configs import build_config
 from loram_core.errors import LoramError
 from loram_plugin_sparsegpt.config import MaskPruneConfig, SparseGPTConfig
-from loram_plugin_sparsegpt.magnitude import magnitude_pruned
+from loram_plugin_sparsegpt.magnitude import magnitude_keep
 from loram_plugin_sparsegpt.masks import PackedMasks, pruned_count
 from loram_plugin_sparsegpt.sparsegpt import reconstruction_error, sparsegpt_prune
 from sparsegpt_helpers import correlated_inputs
@@ -33,25 +33,25 @@ def test_unstructured_prunes_exactly_the_ratio_of_the_layer_and_of_every_block(l
     result = prune(layer, ratio=ratio)
     # Adaptive selection decides per block over all rows, so rows differ; the layer's count is exact,
     # and so is each block's (its share of R(ratio * out * in), cumulatively rounded).
-    assert int(result.pruned.sum()) == pruned_count(ratio, OUT * IN)
+    assert int((~result.keep).sum()) == pruned_count(ratio, OUT * IN)
     for start in range(0, IN, 32):
-        block = int(result.pruned[:, start:start + 32].sum())
+        block = int((~result.keep)[:, start:start + 32].sum())
         assert block == pruned_count(ratio, OUT * (start + 32)) - pruned_count(ratio, OUT * start)
-    assert bool((result.weight[result.pruned] == 0).all())
-    per_row = result.pruned.sum(1)
+    assert bool((result.weight[~result.keep] == 0).all())
+    per_row = (~result.keep).sum(1)
     print(f"ratio {ratio}: zeros per row range {int(per_row.min())}..{int(per_row.max())} of {IN}")
 
 
 def test_per_row_prunes_the_same_count_in_every_row(layer):
     result = prune(layer, ratio=0.55, per_row=True)
-    assert result.pruned.sum(1).tolist() == [pruned_count(0.55, IN)] * OUT
-    assert bool((result.weight[result.pruned] == 0).all())
+    assert (~result.keep).sum(1).tolist() == [pruned_count(0.55, IN)] * OUT
+    assert bool((result.weight[~result.keep] == 0).all())
 
 
 @pytest.mark.parametrize("n,m", [(2, 4), (4, 8), (1, 4)])
 def test_n_of_m_prunes_exactly_n_in_every_group(layer, n, m):
     result = prune(layer, ratio=n / m, nm=(n, m))
-    groups = result.pruned.view(OUT, IN // m, m).sum(-1)
+    groups = (~result.keep).view(OUT, IN // m, m).sum(-1)
     assert bool((groups == n).all())
     zeros = (result.weight == 0).view(OUT, IN // m, m).sum(-1)
     assert bool((zeros >= n).all())  # every group of M weights has at least N zeros
@@ -62,9 +62,9 @@ def test_reconstruction_error_is_below_magnitude_pruning(layer, pattern):
     weight, x, xtx = layer
     nm = None if pattern == "unstructured" else (2, 4)
     result = prune(layer, nm=nm)
-    magnitude_mask = magnitude_pruned(weight, 0.5, nm)
-    assert int(magnitude_mask.sum()) == int(result.pruned.sum())  # same sparsity
-    magnitude = weight * ~magnitude_mask
+    mag_keep = magnitude_keep(weight, 0.5, nm)
+    assert int(mag_keep.sum()) == int(result.keep.sum())  # same sparsity
+    magnitude = weight * mag_keep
     sgpt_err = float(((weight - result.weight) @ x).pow(2).sum())
     mag_err = float(((weight - magnitude) @ x).pow(2).sum())
     print(f"{pattern}: ‖WX − ŴX‖² sparsegpt / magnitude = {sgpt_err / mag_err:.3f}")
@@ -85,12 +85,12 @@ def test_obs_update_lowers_the_error_of_its_own_mask(layer):
 def test_nothing_pruned_leaves_the_weight_exactly(layer):
     weight, _, _ = layer
     result = prune(layer, ratio=0.0)
-    assert not result.pruned.any() and torch.equal(result.weight, weight) and result.error == 0.0
+    assert result.keep.all() and torch.equal(result.weight, weight) and result.error == 0.0
 
 
 def test_deterministic(layer):
     a, b = prune(layer, nm=(2, 4)), prune(layer, nm=(2, 4))
-    assert torch.equal(a.pruned, b.pruned) and torch.equal(a.weight, b.weight) and a.error == b.error
+    assert torch.equal(a.keep, b.keep) and torch.equal(a.weight, b.weight) and a.error == b.error
 
 
 def test_dead_inputs_are_zeroed_and_pruned_first(layer):
@@ -98,7 +98,7 @@ def test_dead_inputs_are_zeroed_and_pruned_first(layer):
     x = x.clone()
     x[5] = 0  # input feature 5 never fires on the calibration data
     result = sparsegpt_prune(weight, x @ x.T, TOKENS, ratio=0.5, blocksize=32)
-    assert bool((result.weight[:, 5] == 0).all()) and bool(result.pruned[:, 5].all())
+    assert bool((result.weight[:, 5] == 0).all()) and not result.keep[:, 5].any()
 
 
 def test_singular_statistics_without_dampening_is_a_clear_error():
@@ -106,7 +106,7 @@ def test_singular_statistics_without_dampening_is_a_clear_error():
     x = torch.randn(16, 4)  # rank 4 < 16 features
     with pytest.raises(LoramError, match="not positive definite with percdamp=0"):
         sparsegpt_prune(weight, x @ x.T, 4, ratio=0.5, percdamp=0.0)
-    assert sparsegpt_prune(weight, x @ x.T, 4, ratio=0.5).pruned.sum() == 64  # dampening makes it invertible
+    assert (~sparsegpt_prune(weight, x @ x.T, 4, ratio=0.5).keep).sum() == 64  # dampening makes it invertible
 
 
 def test_n_of_m_needs_divisible_in_features():
@@ -143,8 +143,9 @@ def test_options_from_the_command_line_parse():
 def reference_fasterprune(weight, xtx, tokens, ratio, nm, blocksize, percdamp=0.01):
     """The reference SparseGPT.fasterprune, transcribed (column-major loop, explicit Q1/Losses), as an oracle.
     One change: the unstructured block mask takes the exact count (the reference's ``<= threshold`` takes
-    one more weight per block), so both can be compared on the same masks."""
-    from loram_plugin_sparsegpt.masks import chunk_count, smallest
+    one more weight per block), so both can be compared on the same masks. Its masks are the reference's:
+    True where PRUNED."""
+    from loram_plugin_sparsegpt.masks import chunk_count, keep_all_but_lowest
 
     W = weight.clone().float()
     H = xtx * (2.0 / tokens)
@@ -168,7 +169,7 @@ def reference_fasterprune(weight, xtx, tokens, ratio, nm, blocksize, percdamp=0.
         Hinv1 = Hinv[i1:i2, i1:i2]
         if nm is None:
             tmp = W1**2 / (torch.diag(Hinv1).reshape((1, -1))) ** 2
-            mask1 = smallest(tmp, chunk_count(ratio, rows * i1, rows * i2))
+            mask1 = ~keep_all_but_lowest(tmp, chunk_count(ratio, rows * i1, rows * i2))
         else:
             mask1 = torch.zeros_like(W1) == 1
         for i in range(count):
@@ -194,7 +195,7 @@ def test_matches_the_reference_implementation(layer, nm):
     weight, _, xtx = layer
     expected_w, expected_pruned = reference_fasterprune(weight, xtx, TOKENS, 0.5, nm, blocksize=32)
     result = prune(layer, nm=nm)
-    assert torch.equal(result.pruned, expected_pruned)
+    assert torch.equal(~result.keep, expected_pruned)
     torch.testing.assert_close(result.weight, expected_w, rtol=0, atol=1e-5)  # fp32 rounding order only
 
 

@@ -8,7 +8,7 @@ from loram_core.lifecycle.settings import RunSettings
 from loram_core.plan.apply import empty_model
 from loram_plugin_sparsegpt.config import SparseGPTConfig
 from loram_plugin_sparsegpt.hessian import InputStatistics
-from loram_plugin_sparsegpt.magnitude import magnitude_pruned
+from loram_plugin_sparsegpt.magnitude import magnitude_keep
 from loram_plugin_sparsegpt.sequential import stream_layers
 from loram_plugin_sparsegpt.sparsegpt import reconstruction_error, sparsegpt_prune
 from loram_plugin_sparsegpt.targets import layer_linears
@@ -31,9 +31,9 @@ def test_sparsegpt_error_is_below_magnitude_on_the_first_layers(pattern):
             xtx, tokens = stats.xtx[name], stats.tokens[name]
             assert tokens == ids.numel()
             result = sparsegpt_prune(linear.weight, xtx, tokens, ratio=0.5, nm=cfg.nm)
-            magnitude_mask = magnitude_pruned(linear.weight, 0.5, cfg.nm)
-            assert int(result.pruned.sum()) == int(magnitude_mask.sum()) == linear.weight.numel() // 2
-            magnitude = linear.weight * ~magnitude_mask
+            mag_keep = magnitude_keep(linear.weight, 0.5, cfg.nm)
+            assert int(result.keep.sum()) == int(mag_keep.sum()) == linear.weight.numel() // 2
+            magnitude = linear.weight * mag_keep
             ratios[name] = result.error / reconstruction_error(linear.weight, magnitude, xtx)
             linear.weight.data.copy_(result.weight)
 

@@ -1,0 +1,113 @@
+"""``run_lifecycle``: the stages of the table, in order, on one run directory: the lifecycle's Python API.
+
+The CLI only parses flags into ``RunSettings`` and calls this; tests and notebooks call it (or
+``loram_core.run``) directly. Settings are validated before anything is written, and the data spec is read
+before the first stage, so a typo never leaves a half-made run directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from loram_core import distributed, registry
+from loram_core.errors import LoramError
+from loram_core.lifecycle.resources import Resources
+from loram_core.lifecycle.rundir import RunDir
+from loram_core.lifecycle.settings import RunSettings
+from loram_core.lifecycle import stages as table
+
+
+def plugins_used(settings: RunSettings) -> dict:
+    """``{kind: {name, version, plugin}}`` of the plugins the run names; an unknown name is an error now."""
+    used = {}
+    pruner = None if settings.pruned else settings.pruner  # a published folder was pruned by its publisher
+    for kind, name in (("pruner", pruner), ("quantizer", settings.quantizer),
+                       ("aligner", settings.aligner), ("recoverer", settings.recoverer)):
+        if name:
+            found = registry.collect(kind)
+            if name not in found:
+                registry.get(kind, name)  # raises UnknownPluginError with installed names
+            used[kind] = {"name": name, "version": found[name].version, "plugin": found[name].plugin}
+    return used
+
+
+def check_upstream_unchanged(run: RunDir, settings: RunSettings, stages: Iterable[str]) -> None:
+    """A stage command may change the settings of the stages it runs (they run again, and the later ones
+    when asked for), never one a finished earlier stage read: that stage would not run again, and run.json
+    would then disagree with its artifacts."""
+    if not run.run_json.is_file():
+        return
+    before, now = run.read_settings(), settings.to_json()
+    for stage in table.upstream_of(stages):
+        record = run.record(stage.name)
+        if record is None:
+            continue
+        changed = [k for k in stage.settings_read(record) if k in before and before[k] != now[k]]
+        if changed:
+            what = ", ".join(f"{k} {before[k]!r} -> {now[k]!r}" for k in changed)
+            raise LoramError(f"{run.root}: {what} would change what the finished {stage.name} stage read; run "
+                             f"'loram {stage.name} {run.root}' with it (and the later stages), or start a new run")
+
+
+def check_overwrite(run: RunDir, settings: RunSettings, stages: Iterable[str], overwrite: bool) -> None:
+    """Settings that would make a finished stage run again replace what it wrote (its adapter, its registry
+    record): only with ``overwrite`` (``--overwrite``, as Hugging Face's ``overwrite_output_dir``)."""
+    if overwrite or not run.run_json.is_file():
+        return
+    before, now = run.read_settings(), settings.to_json()
+    for stage in table.stages_named(stages):
+        record = run.record(stage.name)
+        changed = [k for k in stage.reads if k in before and before[k] != now[k]]
+        if record is not None and changed and stage.enabled(settings):
+            what = ", ".join(f"{k} {before[k]!r} -> {now[k]!r}" for k in changed)
+            raise LoramError(f"{run.root} holds a finished {stage.name} stage made with other settings ({what}); "
+                             f"pass --overwrite to run it again and replace what it wrote, or choose another --out")
+
+
+def run_lifecycle(run_dir: str | Path, settings: RunSettings, stages: Iterable[str] | None = None, *,
+                  progress: bool = True, log=None, overwrite: bool = False) -> dict | None:
+    """Run ``stages`` (names of the stage table) on ``run_dir``; return the run report (None on the
+    non-main processes of ``accelerate launch``). ``log(text)`` hears each stage's start; ``overwrite``
+    lets changed settings replace finished stages' artifacts."""
+    run = RunDir(run_dir)
+    run.check_writable()
+    run.check_schema()
+    stages = tuple(stages) if stages is not None else tuple(row.name for row in table.STAGES)
+    plugins = plugins_used(settings)  # an unknown plugin name is the more useful message: first
+    check_upstream_unchanged(run, settings, stages)
+    check_overwrite(run, settings, stages, overwrite)
+    res = Resources(settings, progress=progress)
+    res.preflight(needs_data=any(stage.needs_data for stage in table.stages_named(stages)))
+    with run.lock():
+        return _run_stages(run, res, plugins, stages, log)
+
+
+def _run_stages(run: RunDir, res: Resources, plugins: dict, stages: tuple[str, ...], log) -> dict | None:
+    from loram_core.adapters.register import refresh_run_metrics
+    from loram_core.lifecycle.report import build_report, write_report
+
+    settings = res.settings
+    if not run.run_json.is_file():  # a new run: its settings are known from the start
+        run.write_run_json(settings, plugins)
+    for stage in table.stages_named(stages):
+        if not stage.enabled(settings):
+            continue
+        if log is not None:
+            log(stage.name)
+        before = (run.record(stage.name) or {}).get("key")
+        # the main process writes; every process takes part in a collective stage
+        distributed.run_stage(stage.load(), run, res, collective=stage.collective, device=settings.device)
+        if (run.record(stage.name) or {}).get("key") != before:  # it ran again: later records are stale
+            names = [row.name for row in table.STAGES]
+            for later in table.STAGES[names.index(stage.name) + 1:]:
+                if later.name not in stages:
+                    run.forget(later.name)
+    # an override is recorded once the stages it feeds have run: a failed one is not left behind in run.json
+    run.write_run_json(settings, plugins)
+    if not distributed.is_main_process():
+        return None
+    report = build_report(run, settings, res.model_path)
+    write_report(run, report)
+    refresh_run_metrics(run.root, report)  # the registry keeps the report's numbers
+    return report
