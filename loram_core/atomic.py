@@ -57,6 +57,19 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
+def read_json(path: str | os.PathLike, what: str, remedy: str = "") -> Any:
+    """A JSON artifact loram wrote; missing or corrupt is one line naming the file, what it is and the remedy."""
+    from loram_core.errors import LoramError
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise LoramError(f"{path} is missing ({what}){'; ' + remedy if remedy else ''}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise LoramError(f"{path} is unreadable ({what}: {exc}){'; ' + remedy if remedy else ''}") from None
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
 

@@ -110,8 +110,8 @@ def record_from_run(run_dir: str | Path, name: str, *, report: dict | None = Non
     sidecar = _read_json(run.adapter / SIDECAR, "the adapter's provenance sidecar")
     if base is None:  # the plan records the fingerprint of the model it was made for
         base = ModelFingerprint(**_read_json(run.plan / "plan.json", "the run's plan")["base"])
-    if report is None and run.report.is_file():
-        report = _read_json(run.report, "the run report")
+    if report is None:
+        report = run.read_report() or None
 
     def plugin(kind: str, options_key: str | None = None) -> dict | None:
         used = plugins.get(kind)

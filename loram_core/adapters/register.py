@@ -41,10 +41,10 @@ def register_recovered(run, res) -> AdapterRecord | None:
     report = {k: v for k, v in build_report(run, res.settings, res.model_path).items() if k not in ("ppl", "eval")}
     base = ModelFingerprint.from_config(res.config, name_or_path=res.settings.model)
     record = register_run_quietly(run.root, report=report, base=base)
-    if record is not None:
+    if record is not None and res.progress:  # on a terminal; a pipe gets the report alone
         from rich.console import Console
 
-        Console(stderr=True).log(f"registered adapter '{record.name}' ('loram adapters show {record.name}')")
+        Console(stderr=True, log_path=False).log(f"registered adapter '{record.name}' ('loram adapters show {record.name}')")
     return record
 
 

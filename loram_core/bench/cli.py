@@ -60,7 +60,7 @@ def cmd_bench(args) -> int:
                        baselines=not args.no_baselines)
     common = ["--model", args.model, "--data", args.data, *[a for a in args.run_args if a != "--"]]
     out = Path(args.out)
-    run_grid(cells, out, common, progress=not args.no_progress)
+    run_grid(cells, out, common, progress=not args.no_progress and sys.stderr.isatty())
     rows = collect([out])
     write_results(rows, out, f"{args.model} + {args.data}", plots=not args.no_plots)
     if args.json:

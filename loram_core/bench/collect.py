@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from loram_core.atomic import read_json
 from loram_core.bench.grid import Cell, labels
 from loram_core.errors import LoramError
 
@@ -53,7 +53,7 @@ def collect(paths: list[Path]) -> list[dict]:
     for path in paths:
         path = Path(path)
         if (path / "bench.json").is_file():
-            cells = json.loads((path / "bench.json").read_text())["cells"]
+            cells = read_json(path / "bench.json", "the bench's cell list")["cells"]
             try:  # labels from the cells' settings, so a bench written by an older loram reads the same
                 names = labels([Cell.from_dict(c) for c in cells])
                 cells = [{**c, "label": name} for c, name in zip(cells, names)]
@@ -62,13 +62,13 @@ def collect(paths: list[Path]) -> list[dict]:
             for cell in cells:
                 report = Path(cell["dir"]) / "report.json"
                 if cell["status"] == "done" and report.is_file():
-                    rows.append(row_of(json.loads(report.read_text()), Path(cell["dir"]), cell))
+                    rows.append(row_of(read_json(report, "a bench cell's run report"), Path(cell["dir"]), cell))
                 else:  # shown as such in the table, never filled in
                     rows.append({"label": cell["label"], "source": cell["dir"], "status": cell["status"],
                                  "error": cell.get("error"), "params": {}, "memory": {}, "train": {}, "ppl": {},
                                  "losses": []})
         elif (path / "report.json").is_file():
-            rows.append(row_of(json.loads((path / "report.json").read_text()), path))
+            rows.append(row_of(read_json(path / "report.json", "the run report"), path))
         else:
             raise LoramError(f"{path} has neither report.json (a run) nor bench.json (a bench)")
     return rows

@@ -85,7 +85,7 @@ def run_cell(cell: Cell, cell_dir: Path, common: list[str], shared_from: str | N
 
 def run_grid(cells: list[Cell], out: Path, common: list[str], console: Console | None = None,
              progress: bool = True) -> list[dict]:
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, log_path=False)
     results = []
     with Progress(console=console, disable=not progress) as bar:
         task = bar.add_task("bench cells", total=len(cells))

@@ -30,7 +30,7 @@ def open_session(args):
     model = args.model or (records[0].base.name_or_path if records else None)
     if not model:
         raise LoramError("name the original model with --model (or give an --adapter, whose original is recorded)")
-    err = Console(stderr=True)
+    err = Console(stderr=True, log_path=False)
     err.log(f"loading {model}")
     session = InferenceSession(model, trust_remote_code=args.trust_remote_code)
     for record in records:
@@ -47,7 +47,7 @@ def cmd_generate(args) -> int:
     settings = _settings(args)
     session, records = open_session(args)
     labels = ([None] if args.compare_original or not records else []) + [r.name for r in records]
-    out, err = Console(), Console(stderr=True)
+    out, err = Console(), Console(stderr=True, log_path=False)
     results = []
     for label in labels:
         session.use(label)

@@ -41,6 +41,26 @@ def quiet_dependency_noise() -> None:
         lambda record: "kernels-community" not in record.getMessage())
 
 
+# Errors of the machine, not of loram: a full disk, a folder the user may not write, a path of the wrong kind.
+# Every artifact is written to a temporary sibling first, so what finished before is whole.
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+NOT_ALLOWED = (errno.EACCES, errno.EPERM, errno.EROFS)
+WRONG_KIND = (errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG)
+
+
+def environment_error(exc: OSError) -> str | None:
+    """The one line for an error of the machine, or None for one that is loram's own bug."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno in NO_SPACE:
+        return (f"no space left on the device while writing ({exc}); finished artifacts are kept, free some space "
+                f"and re-run to continue")
+    if exc.errno in NOT_ALLOWED:
+        return f"{exc.strerror.lower()}{where}: choose a folder you may write to"
+    if exc.errno in WRONG_KIND:
+        return f"{exc.strerror.lower()}{where}: a file stands where a folder is needed, or the reverse"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     quiet_dependency_noise()
     debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(os.environ.get("LORAM_DEBUG"))
@@ -57,11 +77,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"loram: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        message = environment_error(exc)
+        if message is None:
             raise
-        # Every artifact is written to a temporary sibling first: what finished before is whole.
-        print(f"loram: error: no space left on the device while writing ({exc}); finished artifacts are kept, "
-              f"free some space and re-run to continue", file=sys.stderr)
+        if debug:
+            traceback.print_exc()
+        print(f"loram: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("loram: interrupted; finished artifacts are kept, re-run to resume", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -25,13 +26,16 @@ def do_stages(run_dir: Path, args, stages: tuple[str, ...], *, inherit: bool) ->
     if inherit and stages[0] != "prune" and not run.run_json.is_file():
         raise LoramError(f"{run.root} is not a run directory (no run.json); start with 'loram run' or 'loram prune'")
     settings = resolve_settings(args, run.root, inherit=inherit)
-    err = Console(stderr=True, quiet=not distributed.is_main_process())  # accelerate launch: main logs
-    if args.no_progress:
+    # accelerate launch: the main process logs; log_path off: a user reads "stage train", not our file:line
+    err = Console(stderr=True, quiet=not distributed.is_main_process(), log_path=False)
+    # progress bars on a terminal only: a pipe or a log file gets the report and nothing else
+    progress = not args.no_progress and sys.stderr.isatty()
+    if not progress:
         import transformers
 
         transformers.utils.logging.disable_progress_bar()
-    report = run_lifecycle(run.root, settings, stages, progress=not args.no_progress, overwrite=args.overwrite,
-                           log=lambda name: err.log(f"[bold]stage {name}[/bold]"))
+    report = run_lifecycle(run.root, settings, stages, progress=progress, overwrite=args.overwrite,
+                           log=(lambda name: err.log(f"[bold]stage {name}[/bold]")) if progress else None)
     if report is None:  # not the main process
         return 0
     if args.json:

@@ -1,6 +1,6 @@
 """An estimate of LoRA training memory from a config: weights + adapter state + activations.
 
-A first-order model, calibrated against measured peaks (tests/test_estimate.py checks it within 25 % on a
+A first-order model, calibrated against measured peaks (tests/plan/test_estimate.py checks it within 25 % on a
 small model; the measured numbers stay the truth, this only answers "will it fit?" before loading
 anything). Counted:
 - frozen weights at the training dtype, or packed at ``bits`` per quantized decoder weight plus one fp32

@@ -68,7 +68,7 @@ def publish_run(run_dir: Path, out: Path, config, model_path: str) -> dict[str, 
     if out.exists() and not (out / PUBLISHED).is_file() and any(out.iterdir()):
         raise LoramError(f"{out} exists and is not a published loram folder; choose an empty or new folder")
     settings = run.read_settings()
-    report = json.loads(run.report.read_text()) if run.report.is_file() else {}
+    report = run.read_report()
     align = run.record("align") or (prune.get("published") or {}).get("align")
     card = {
         "schema": PUBLISH_SCHEMA,

@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 
 from loram_core import distributed
-from loram_core.atomic import write_json
+from loram_core.atomic import read_json, write_json
 from loram_core.errors import LoramError
 
 RUN_SCHEMA = 1
@@ -56,6 +56,12 @@ class RunDir:
     def read_settings(self) -> dict[str, Any]:
         """The settings ``run.json`` recorded, as the flat dict ``make_settings`` takes."""
         return dict(self.read_run_json()["settings"])
+
+    def read_report(self) -> dict[str, Any]:
+        """``report.json`` ({} before the first report); a corrupt one names the command that writes it again."""
+        if not self.report.is_file():
+            return {}
+        return read_json(self.report, "the run report", f"'loram eval {self.root}' writes it again")
 
     def check_writable(self) -> None:
         """A run writes into a new or empty folder, or into a run directory: never into a folder of the

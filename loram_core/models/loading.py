@@ -120,14 +120,21 @@ def load_tokenizer(spec: str | Path, trust_remote_code: bool = False):
     return tokenizer
 
 
+def _flat(exc: BaseException) -> str:
+    """The whole message on one line (transformers' validation errors span two)."""
+    return " ".join(str(exc).split())
+
+
 def load_config(spec: str | Path, trust_remote_code: bool = False):
     from transformers import AutoConfig
+
+    from huggingface_hub.errors import StrictDataclassError
 
     resolved = resolve_model(spec)
     try:
         return AutoConfig.from_pretrained(resolved, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as exc:
-        raise LoramError(f"cannot load the config of '{resolved}': {_first_line(exc)}") from exc
+    except (OSError, ValueError, TypeError, StrictDataclassError) as exc:  # TypeError, Strict...: a value of the wrong type
+        raise LoramError(f"cannot load the config of '{resolved}': {_flat(exc)}; fix its config.json") from exc
 
 
 def config_from_file(path: str | Path):

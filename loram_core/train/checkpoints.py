@@ -9,6 +9,7 @@ resumes only from a checkpoint whose fingerprint matches its own (docs/reliabili
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import shutil
@@ -65,11 +66,23 @@ def save_checkpoint(checkpoint_dir: Path, state: dict[str, Any], write_weights: 
 
 
 def load_checkpoint(path: Path, read_weights: Callable[[Path], None], optimizer, scheduler) -> dict[str, Any]:
-    """Restore weights (``read_weights(path)``), optimizer and schedule; returns ``state.json``."""
-    state = json.loads((path / "state.json").read_text())
-    read_weights(path)
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True))
-    scheduler.load_state_dict(torch.load(path / "scheduler.pt", map_location="cpu", weights_only=True))
+    """Restore weights (``read_weights(path)``), optimizer and schedule; returns ``state.json``.
+
+    A damaged checkpoint (a truncated file: checkpoints are written atomically, so a disk or a copy damaged
+    it) is one line naming the file and what to do; training never starts from half a state."""
+    try:
+        state = json.loads((path / "state.json").read_text())
+        read_weights(path)
+        optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True))
+        scheduler.load_state_dict(torch.load(path / "scheduler.pt", map_location="cpu", weights_only=True))
+    except LoramError:
+        raise
+    except (OSError, ValueError, RuntimeError, EOFError, KeyError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None and exc.errno not in (errno.ENOENT, errno.EIO):
+            raise
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise LoramError(f"checkpoint {path} is damaged ({reason}); delete that folder and re-run to resume from "
+                         f"the one before it (or from the start)") from None
     return state
 
 

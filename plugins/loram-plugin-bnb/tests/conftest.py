@@ -35,14 +35,7 @@ def bnb():
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     """A tiny random GQA Llama (hidden 64: whole bitsandbytes blocks of 64) and a small repetitive text."""
-    from loram_core.testing.tiny import save_tiny_model
+    from loram_core.testing.tiny import write_tiny_inputs
 
-    root = tmp_path_factory.mktemp("inputs")
-    model = save_tiny_model(root / "model", gqa=True)
-    lines = [f"{w} said the {v} to the {w} of {v}." for w in ("king", "queen", "duke") for v in ("night", "sea", "crown")]
-    (root / "data.txt").write_text("\n\n".join(" ".join(lines[(i + j) % 9] for j in range(30)) for i in range(60)))
-    return model, root / "data.txt"
+    return write_tiny_inputs(tmp_path_factory.mktemp("inputs"))
 
-
-FAST = ["--steps", "6", "--batch-size", "2", "--seq-len", "32", "--eval-seq-len", "64", "--eval-tokens", "1024",
-        "--checkpoint-every", "3", "--no-progress"]

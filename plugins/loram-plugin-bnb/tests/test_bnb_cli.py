@@ -11,15 +11,15 @@ from transformers import AutoModelForCausalLM
 
 from loram_core import hookimpl, plugins
 from loram_core.cli.main import main
-
-from conftest import FAST
+from loram_core.testing.tiny import FAST_FLAGS
 
 IDS = torch.randint(0, 128, (2, 24), generator=torch.Generator().manual_seed(0))
 
 
 def run(inputs, out, *flags):
     model, data = inputs
-    assert main(["run", "--model", str(model), "--data", str(data), "--out", str(out), "--json", *FAST, *flags]) == 0
+    assert main(["run", "--model", str(model), "--data", str(data), "--out", str(out), "--json", *FAST_FLAGS,
+                 *flags]) == 0
     return json.loads((out / "report.json").read_text())
 
 

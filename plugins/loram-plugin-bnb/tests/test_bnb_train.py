@@ -8,12 +8,10 @@ from peft.tuners.lora.bnb import Linear4bit as LoraLinear4bit
 from loram_core.cli.main import main
 from loram_core.plan.apply import apply_plan
 from loram_core.plan.serialize import load_plan
-from loram_core.testing.tiny import tiny_llama
+from loram_core.testing.tiny import FAST_FLAGS, tiny_llama
 from loram_core.train import TrainConfig, train_lora
 from loram_plugin_bnb import quantize_model
 from loram_plugin_bnb.config import NF4Config
-
-from conftest import FAST
 
 
 def _tokens(n: int = 2048) -> torch.Tensor:
@@ -25,7 +23,7 @@ def test_lora_over_an_nf4_pruned_model_learns_and_leaves_the_base_as_it_was(inpu
     model_dir, data = inputs
     run = tmp_path / "run"
     assert main(["prune", str(run), "--model", str(model_dir), "--data", str(data), "--pruner", "magnitude",
-                 "--ratio", "0.5", *FAST]) == 0
+                 "--ratio", "0.5", *FAST_FLAGS]) == 0
     model = apply_plan(tiny_llama(seed=0), load_plan(run / "plan"))  # the same weights as the saved tiny model
     assert model.model.layers[4].mlp.gate_proj.weight.shape == (48, 64)  # pruned: half the MLP channels
     quantize_model(model, NF4Config())

@@ -7,20 +7,16 @@ import pytest
 
 from loram_core.cli.main import main
 from loram_core.plan.serialize import load_plan
-from loram_core.testing.tiny import save_tiny_model
+from loram_core.testing.tiny import write_tiny_inputs
 
-# As the core's tests/test_cli_e2e.py: a few steps, short windows, no progress bars.
+# As the core's FAST_FLAGS (loram_core.testing.tiny): a few steps, short windows, no progress bars.
 FAST = ["--steps", "4", "--batch-size", "2", "--seq-len", "32", "--eval-seq-len", "64", "--eval-tokens", "1024",
         "--checkpoint-every", "2", "--calibration-samples", "4", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("inputs")
-    model = save_tiny_model(root / "model", gqa=True)
-    lines = [f"{w} said the {v} to the {w} of {v}." for w in ("king", "queen", "duke") for v in ("night", "sea", "crown")]
-    (root / "data.txt").write_text("\n\n".join(" ".join(lines[(i + j) % 9] for j in range(30)) for i in range(60)))
-    return model, root / "data.txt"
+    return write_tiny_inputs(tmp_path_factory.mktemp("inputs"))
 
 
 def test_loram_run_with_llmpruner_end_to_end(llmpruner_registered, inputs, tmp_path, capsys):

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from loram_core.checkpoint import load_weights
 from loram_core.cli.main import main
 from loram_core.plan.serialize import load_plan, plan_hash
-from loram_core.testing.tiny import save_tiny_model
+from loram_core.testing.tiny import write_tiny_inputs
 
 FAST = ["--steps", "4", "--batch-size", "2", "--seq-len", "32", "--eval-seq-len", "64", "--eval-tokens", "1024",
         "--checkpoint-every", "2", "--calibration-samples", "8", "--no-progress"]
@@ -18,11 +18,8 @@ LINEARS_PER_LAYER, LAYERS = 7, 8
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("inputs")
-    model = save_tiny_model(root / "model", gqa=True)  # hidden 64, intermediate 96: both divisible by 4 and 8
-    lines = [f"{w} said the {v} to the {w} of {v}." for w in ("king", "queen", "duke") for v in ("night", "sea", "crown")]
-    (root / "data.txt").write_text("\n\n".join(" ".join(lines[(i + j) % 9] for j in range(30)) for i in range(60)))
-    return model, root / "data.txt"
+    # the tiny GQA model: hidden 64, intermediate 96, both divisible by 4 and 8
+    return write_tiny_inputs(tmp_path_factory.mktemp("inputs"))
 
 
 def _linear_weights(state):

@@ -15,7 +15,7 @@ from loram_core.infer import GenerationSettings, InferenceSession, generate
 from loram_core.infer.generate import encode, generation_config
 from loram_core.models.loading import load_tokenizer
 from loram_core.testing.tiny import save_tiny_model
-from test_adapters import error_line, external_adapter
+from loram_test_helpers import error_line, external_adapter
 
 PROMPT = "the king said"
 NEW = 12

@@ -1,15 +1,15 @@
 """``loram estimate`` reproduces the paper's accounting (Tables 1, 4-6) from the published configs alone."""
 
 import json
-from pathlib import Path
 
 import attrs
 import pytest
 
 from loram_core import hookimpl, plugins
 from loram_core.cli.main import main
+from loram_test_helpers import DATA
 
-CONFIGS = Path(__file__).parent / "data" / "configs"
+CONFIGS = DATA / "configs"
 
 
 @attrs.frozen

@@ -16,8 +16,8 @@ from loram_core.models.loading import load_config
 from loram_core.plan import ModelFingerprint
 from loram_core.plan.serialize import load_plan
 from loram_core.testing.tiny import save_tiny_model
+from loram_test_helpers import REPO, TESTS
 
-ROOT = Path(__file__).resolve().parents[1]
 HOOKS = sorted(name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "loram_spec"))
 QUICK = ["--ratio", "0.5", "--seq-len", "32", "--no-progress", "--json"]
 
@@ -28,13 +28,13 @@ def test_hookspecs_are_the_plugin_managers_hooks():
 
 def _test_functions() -> set[str]:
     """Names of the test functions defined (not merely mentioned) in the test modules."""
-    return {node.name for path in Path(__file__).parent.rglob("test_*.py")
+    return {node.name for path in TESTS.rglob("test_*.py")
             for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.FunctionDef)}
 
 
 def _documented_hooks() -> set[str]:
     """The hooks with a ``### `name(...)` `` heading of their own in docs/plugins.md."""
-    return set(re.findall(r"^### `(\w+)\(", (ROOT / "docs" / "plugins.md").read_text(), flags=re.MULTILINE))
+    return set(re.findall(r"^### `(\w+)\(", (REPO / "docs" / "plugins.md").read_text(), flags=re.MULTILINE))
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -287,7 +287,7 @@ def test_the_guides_one_file_pruner_conforms(tmp_path, monkeypatch):
     from loram_core.testing.conformance import check_pruner
     from loram_core.testing.conformance.harness import family
 
-    guide = (ROOT / "docs" / "plugins.md").read_text()
+    guide = (REPO / "docs" / "plugins.md").read_text()
     source = guide.split("<!-- guide-pruner", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
     (tmp_path / "loram_plugin_absmax.py").write_text(source)
     monkeypatch.syspath_prepend(str(tmp_path))

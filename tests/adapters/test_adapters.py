@@ -9,7 +9,7 @@ import traceback
 
 import pytest
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model
+from peft import PeftModel
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 
@@ -22,13 +22,12 @@ from loram_core.lifecycle.rundir import file_hash
 from loram_core.models.loading import load_config
 from loram_core.plan.fingerprint import ModelFingerprint
 from loram_core.plan.serialize import load_plan, plan_hash
-from loram_core.testing.tiny import save_tiny_model, tiny_llama
-from test_cli_e2e import FAST, inputs  # noqa: F401  (module fixture)
-from test_stage_plugins import stage_plugins  # noqa: F401  (fixture: in-test quantizer and aligner)
+from loram_core.testing.tiny import FAST_FLAGS, save_tiny_model
+from loram_test_helpers import cli_json, error_line, external_adapter
 
 
 @pytest.fixture(scope="module")
-def run(inputs, tmp_path_factory):  # noqa: F811
+def run(inputs, tmp_path_factory):
     """One tiny `loram run`, registering into its own registry."""
     model, data = inputs
     home = tmp_path_factory.mktemp("home")
@@ -36,7 +35,7 @@ def run(inputs, tmp_path_factory):  # noqa: F811
     mp = pytest.MonkeyPatch()
     mp.setenv("LORAM_HOME", str(home))
     assert main(["run", "--model", str(model), "--data", str(data), "--pruner", "magnitude", "--ratio", "0.5",
-                 "--no-merge", "--out", str(out), "--json", *FAST]) == 0
+                 "--no-merge", "--out", str(out), "--json", *FAST_FLAGS]) == 0
     mp.undo()
     return out, home
 
@@ -48,29 +47,7 @@ def home(tmp_path, monkeypatch):
     return path
 
 
-def cli_json(capsys, *args):
-    capsys.readouterr()
-    assert main(list(args)) == 0
-    return json.loads(capsys.readouterr().out)
-
-
-def error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.startswith("loram: error:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
-
-
-def external_adapter(folder, seed, **tiny):
-    """A PEFT LoRA adapter for a tiny model, with random (non-zero) B so it changes the outputs."""
-    base = tiny_llama(0, **tiny)
-    torch.manual_seed(seed)
-    cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False)
-    get_peft_model(base, cfg).save_pretrained(folder)
-    return folder
-
-
-def test_a_run_registers_its_adapter_with_full_provenance(run, inputs, monkeypatch):  # noqa: F811
+def test_a_run_registers_its_adapter_with_full_provenance(run, inputs, monkeypatch):
     out, home = run
     model, data = inputs
     monkeypatch.setenv("LORAM_HOME", str(home))
@@ -95,11 +72,12 @@ def test_a_run_registers_its_adapter_with_full_provenance(run, inputs, monkeypat
     assert record.lora["r"] == json.loads((out / "adapter" / "adapter_config.json").read_text())["r"]
 
 
-def test_quantizer_and_aligner_are_recorded_with_versions_and_options(stage_plugins, inputs, home, tmp_path):  # noqa: F811
+def test_quantizer_and_aligner_are_recorded_with_versions_and_options(stage_plugins, inputs, home, tmp_path):
     model, data = inputs
     out = tmp_path / "qa"
     assert main(["run", "--model", str(model), "--data", str(data), "--pruner", "magnitude", "--quantizer", "grid",
-                 "--aligner", "scale-norm", "--aligner-opt", "scale=3", "--no-merge", "--out", str(out), *FAST]) == 0
+                 "--aligner", "scale-norm", "--aligner-opt", "scale=3", "--no-merge", "--out", str(out),
+                 *FAST_FLAGS]) == 0
     [record] = AdapterStore().list()
     used = json.loads((out / "run.json").read_text())["plugins"]
     assert record.quantizer == {"name": "grid", "version": used["quantizer"]["version"], "options": {}}
@@ -107,19 +85,19 @@ def test_quantizer_and_aligner_are_recorded_with_versions_and_options(stage_plug
     assert record.metrics["align"] == json.loads((out / "report.json").read_text())["align"]
 
 
-def test_registering_the_same_run_again_updates_its_record(run, inputs, monkeypatch, capsys):  # noqa: F811
+def test_registering_the_same_run_again_updates_its_record(run, inputs, monkeypatch, capsys):
     out, home = run
     model, data = inputs
     monkeypatch.setenv("LORAM_HOME", str(home))
     before = AdapterStore().get("tiny-run")
     assert main(["run", "--model", str(model), "--data", str(data), "--pruner", "magnitude", "--ratio", "0.5",
-                 "--no-merge", "--out", str(out), "--json", *FAST]) == 0
+                 "--no-merge", "--out", str(out), "--json", *FAST_FLAGS]) == 0
     assert main(["adapters", "add", str(out)]) == 0
     assert main(["adapters", "add", str(out / "adapter")]) == 0  # a run's adapter/ folder means the run
     assert AdapterStore().list() == [before]
 
 
-def test_list_show_rm_export_round_trip(run, inputs, home, tmp_path, capsys):  # noqa: F811
+def test_list_show_rm_export_round_trip(run, inputs, home, tmp_path, capsys):
     out, _ = run
     model, _ = inputs
     assert main(["adapters", "add", str(out), "--name", "shakes"]) == 0
@@ -154,7 +132,7 @@ def test_list_show_rm_export_round_trip(run, inputs, home, tmp_path, capsys):  #
     assert "no adapter named 'bard'" in error_line(capsys)
 
 
-def test_rm_delete_files_and_changed_weights_are_flagged(inputs, home, tmp_path, capsys):  # noqa: F811
+def test_rm_delete_files_and_changed_weights_are_flagged(inputs, home, tmp_path, capsys):
     model, _ = inputs
     folder = external_adapter(tmp_path / "ext", seed=1)
     assert main(["adapters", "add", str(folder), "--model", str(model), "--data", "notes.txt"]) == 0
@@ -171,11 +149,11 @@ def test_rm_delete_files_and_changed_weights_are_flagged(inputs, home, tmp_path,
     assert cli_json(capsys, "adapters", "doctor", "--json")["changed"] == ["ext"]
 
     assert main(["adapters", "rm", "ext", "--delete-files"]) == 0
-    # trained elsewhere: loram wrote none of its files, so none is deleted (tests/test_nothing_lost.py)
+    # trained elsewhere: loram wrote none of its files, so none is deleted (tests/cli/test_nothing_lost.py)
     assert folder.exists() and AdapterStore().list() == []
 
 
-def test_add_checks_an_external_adapters_shapes_against_the_model(inputs, home, tmp_path, capsys):  # noqa: F811
+def test_add_checks_an_external_adapters_shapes_against_the_model(inputs, home, tmp_path, capsys):
     model, _ = inputs
     wide = external_adapter(tmp_path / "wide", seed=2, intermediate_size=80)  # down_proj takes 80 inputs, not 96
     assert main(["adapters", "add", str(wide), "--model", str(model)]) == 2
@@ -311,13 +289,13 @@ def test_registry_location_follows_loram_home_then_xdg(monkeypatch, tmp_path):
     assert db_path() == tmp_path / "user" / ".local" / "share" / "loram" / "adapters.db"
 
 
-def test_a_broken_registry_does_not_fail_the_run(inputs, home, tmp_path, capsys):  # noqa: F811
+def test_a_broken_registry_does_not_fail_the_run(inputs, home, tmp_path, capsys):
     model, data = inputs
     home.mkdir()
     (home / "adapters.db").write_bytes(b"garbage" * 1000)
     out = tmp_path / "run"
     assert main(["run", "--model", str(model), "--data", str(data), "--pruner", "random", "--ratio", "0.25",
-                 "--no-merge", "--out", str(out), *FAST]) == 0
+                 "--no-merge", "--out", str(out), *FAST_FLAGS]) == 0
     err = capsys.readouterr().err.replace("\n", " ")
     assert "the adapter was not registered" in err and "doctor --repair" in err
     assert (out / "adapter" / "adapter_model.safetensors").is_file()

@@ -11,8 +11,7 @@ from loram_core import hookimpl, plugins
 from loram_core.checkpoint import CheckpointReader, ShardWriter, load_weights, release_module
 from loram_core.cli.main import main
 from loram_core.plan.apply import empty_model
-from loram_core.testing.tiny import tiny_llama, tiny_llama_config
-from test_cli_e2e import FAST, inputs  # noqa: F401  (module fixture)
+from loram_core.testing.tiny import FAST_FLAGS, tiny_llama, tiny_llama_config
 
 MODULE = "model.layers.1.self_attn.q_proj"
 
@@ -90,11 +89,12 @@ def _cli(pruner, *argv):
 
 
 def _prune(pruner, model, data, out):
-    assert _cli(pruner, "prune", str(out), "--model", str(model), "--data", str(data), "--pruner", "doubling", *FAST) == 0
+    assert _cli(pruner, "prune", str(out), "--model", str(model), "--data", str(data), "--pruner", "doubling",
+                *FAST_FLAGS) == 0
     return json.loads((out / "stages" / "prune.json").read_text())
 
 
-def test_streaming_and_in_memory_pruning_write_the_same_weights(inputs, tmp_path):  # noqa: F811
+def test_streaming_and_in_memory_pruning_write_the_same_weights(inputs, tmp_path):
     model, data = inputs
     streaming, in_memory = DoublingTwoFour(streaming=True), DoublingTwoFour(streaming=False)
     rec_s = _prune(streaming, model, data, tmp_path / "s")
@@ -114,11 +114,11 @@ def test_streaming_and_in_memory_pruning_write_the_same_weights(inputs, tmp_path
     assert not (tmp_path / "s" / ".prune-weights").exists()  # the store is gone once the model is written
 
 
-def test_streamed_pruned_model_trains_and_recovers_by_identity(inputs, tmp_path):  # noqa: F811
+def test_streamed_pruned_model_trains_and_recovers_by_identity(inputs, tmp_path):
     model, data = inputs
     out = tmp_path / "run"
     assert _cli(DoublingTwoFour(streaming=True), "run", "--model", str(model), "--data", str(data), "--pruner",
-                "doubling", "--out", str(out), "--json", *FAST) == 0
+                "doubling", "--out", str(out), "--json", *FAST_FLAGS) == 0
     report = json.loads((out / "report.json").read_text())
     assert report["pruner"]["pattern"] == "2:4" and all(v > 1 for v in report["ppl"].values())
     small, large = (load_file(out / d / "adapter_model.safetensors") for d in ("adapter-pruned", "adapter"))

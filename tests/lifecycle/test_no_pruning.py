@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from loram_core import registry
 from loram_core.cli.main import main
 from loram_core.plan.serialize import load_plan
-from test_cli_e2e import FAST, inputs  # noqa: F401  (module fixture)
+from loram_core.testing.tiny import FAST_FLAGS
 
 
 def test_none_is_a_builtin_pruner_with_no_options():
@@ -20,11 +20,11 @@ def test_none_is_a_builtin_pruner_with_no_options():
     assert attrs.fields(pruner.config_cls) == () and attrs.asdict(config) == {}  # no option to set
 
 
-def test_empty_plan_runs_every_stage_with_identity_recovery(inputs, tmp_path):  # noqa: F811
+def test_empty_plan_runs_every_stage_with_identity_recovery(inputs, tmp_path):
     model, data = inputs
     out = tmp_path / "run"
     assert main(["run", "--model", str(model), "--data", str(data), "--pruner", "none", "--ratio", "0.5",
-                 "--out", str(out), "--json", *FAST]) == 0
+                 "--out", str(out), "--json", *FAST_FLAGS]) == 0
     report = json.loads((out / "report.json").read_text())
     assert load_plan(out / "plan").entries == {}
     assert report["pruner"]["name"] == "none" and report["pruner"]["ratio"] == 0.0  # not the --ratio given

@@ -3,7 +3,7 @@ zero elsewhere."""
 
 import pytest
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 
 from loram_core import registry
 from loram_core.errors import AdapterError
@@ -12,7 +12,7 @@ from loram_core.plan.apply import apply_plan
 from loram_core.plan.fingerprint import linear_shapes
 from loram_core.recover import parse_lora_key, recover_adapter
 from loram_core.testing.tiny import tiny_llama
-from test_plan import make_plan, mask_plan
+from loram_test_helpers import make_plan, mask_plan
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 R, ALPHA = 4, 8

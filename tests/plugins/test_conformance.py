@@ -22,6 +22,7 @@ from loram_core.testing.conformance import (
     run_pruner,
 )
 from loram_core.testing.conformance.harness import family
+from loram_test_helpers import TESTS, BrokenCouplingPruner, FakeQuantizer, MissesRatioPruner
 
 pytest_plugins = ["pytester"]
 
@@ -38,35 +39,7 @@ def test_core_recoverers_conform(name, tmp_path):
     check_recoverer(registry.get("recoverer", name), workdir=tmp_path)
 
 
-# --- deliberately broken pruners -------------------------------------------------------------------------
-
-
-@attrs.frozen
-class BrokenCouplingPruner:
-    """Magnitude's plan without its k_proj entries: q/v/o drop a KV group that k_proj keeps."""
-
-    name: str = "broken-coupling"
-    config_cls: type = StructuredConfig
-    pattern: str = "structured"
-
-    def plan(self, model, config, context):
-        plan = MagnitudePruner().plan(model, config, context)
-        entries = {m: e for m, e in plan.entries.items() if not m.endswith("k_proj")}
-        return PrunePlan(base=plan.base, pruner=PrunerInfo(self.name, "0", plan.pruner.params), pattern=plan.pattern, entries=entries)
-
-
-@attrs.frozen
-class MissesRatioPruner:
-    """Removes half of what the ratio asks for."""
-
-    name: str = "misses-ratio"
-    config_cls: type = StructuredConfig
-    pattern: str = "structured"
-
-    def plan(self, model, config, context):
-        half = attrs.evolve(config, ratio=config.ratio / 2)
-        return structured_plan(model, half, context, PrunerInfo(self.name, "0", {"ratio": config.ratio}),
-                               lambda group: -torch.arange(group.units, dtype=torch.float32))
+# --- deliberately broken pruners (two more in loram_test_helpers.py, which a pytester conftest imports) ---
 
 
 @attrs.frozen
@@ -188,40 +161,12 @@ def test_the_recovery_invariant_catches_a_wrong_scatter(tmp_path):
 # --- quantizers, aligners, recoverers -------------------------------------------------------------------
 
 
-@attrs.frozen
-class GridConfig:
-    bits: int = 4
-
-
-@attrs.frozen
-class GridQuantizer:
-    """Rounds each decoder Linear's rows to 2**bits levels (simulated quantization, fp32 storage)."""
-
-    name: str = "grid"
-    config_cls: type = GridConfig
-    zero_instead: bool = False
-
-    def quantize(self, model, config):
-        levels = 2**config.bits - 1
-        with torch.no_grad():
-            for name, module in model.named_modules():
-                if isinstance(module, torch.nn.Linear) and ".layers." in name:
-                    w = module.weight
-                    if self.zero_instead:
-                        w.normal_(0, 1)  # "quantized" to noise
-                        continue
-                    lo, hi = w.min(1, keepdim=True).values, w.max(1, keepdim=True).values
-                    step = (hi - lo).clamp_min(1e-8) / levels
-                    w.copy_(((w - lo) / step).round() * step + lo)
-        return model
-
-
 def test_quantizer_contract(tmp_path):
-    check_quantizer(GridQuantizer(), workdir=tmp_path / "ok")
+    check_quantizer(FakeQuantizer(), workdir=tmp_path / "ok")
     with pytest.raises(ConformanceError, match=r"quantizer 'grid': quantized logits are \d+% off"):
-        check_quantizer(GridQuantizer(zero_instead=True), workdir=tmp_path / "noise")
+        check_quantizer(FakeQuantizer(zero_instead=True), workdir=tmp_path / "noise")
     with pytest.raises(ConformanceError, match="bits must be an integer in 1..16"):
-        check_quantizer(GridQuantizer(), options={"bits": 0}, workdir=tmp_path / "bits")
+        check_quantizer(FakeQuantizer(), options={"bits": 0}, workdir=tmp_path / "bits")
 
 
 @attrs.frozen
@@ -309,7 +254,7 @@ def test_resolve_by_object_name_plugin_name_and_entry_point(monkeypatch):
 
 BROKEN_CONFTEST = '''
 from loram_core import hookimpl, plugins
-from test_conformance import BrokenCouplingPruner, MissesRatioPruner
+from loram_test_helpers import BrokenCouplingPruner, MissesRatioPruner
 
 
 class Broken:
@@ -330,7 +275,7 @@ def pytest_unconfigure(config):
 
 
 def test_suite_run_by_pytest_fails_the_broken_pruners_on_the_broken_rules(pytester, monkeypatch):
-    monkeypatch.syspath_prepend(str(__import__("pathlib").Path(__file__).parent))
+    monkeypatch.syspath_prepend(str(TESTS))  # where loram_test_helpers is
     pytester.makeconftest(BROKEN_CONFTEST)
     result = pytester.runpytest("-p", "loram_core.testing.pytest_plugin", "--loram-plugin", "broken-coupling",
                                 "--loram-plugin", "misses-ratio", "--loram-family", "llama-gqa", "-p", "no:cacheprovider",

@@ -1,7 +1,6 @@
 """``align_to``: structured pruners keep widths that are multiples of N, and the plan records the ratio reached."""
 
 import pytest
-import torch
 
 from loram_core import registry
 from loram_core.arch import adapter_for

@@ -2,11 +2,13 @@
 make when they run (a lazy cycle is still two modules that need each other, as prune and publish once did)."""
 
 import ast
-import pathlib
 import sys
 
 import pytest
-ROOT = pathlib.Path(__file__).resolve().parents[1] / "loram_core"
+
+from loram_test_helpers import REPO
+
+ROOT = REPO / "loram_core"
 
 def module_names():
     mods = {}

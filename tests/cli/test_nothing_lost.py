@@ -25,12 +25,16 @@ def one_error_line(capsys) -> str:
 
 @pytest.fixture(scope="module")
 def run(inputs, tmp_path_factory):
+    """A finished run registered as 'base', in a registry of this module's own (names are this module's)."""
     model, data = inputs
+    home = pytest.MonkeyPatch()
+    home.setenv("LORAM_HOME", str(tmp_path_factory.mktemp("home")))
     out = tmp_path_factory.mktemp("runs") / "base"
     assert main(["run", "--model", str(model), "--data", str(data), "--ratio", "0.5", "--layers", "1:7", "--out", str(out),
                  "--no-merge", "--json", *FAST_FLAGS]) == 0
     assert main(["adapters", "add", str(out), "--name", "base"]) == 0
-    return out
+    yield out
+    home.undo()
 
 
 def test_export_force_never_replaces_a_folder_it_did_not_write(run, tmp_path, capsys):

@@ -5,35 +5,13 @@ import json
 import pytest
 import torch
 
-from loram_core import registry
-from loram_core.arch import adapter_for
-from loram_core.configs import build_config
 from loram_core.errors import PlanError
 from loram_core.plan import MaskEntry, ModelFingerprint, PrunePlan, PrunerInfo, SliceEntry
 from loram_core.plan.apply import apply_plan, materialize_pruned, pruned_state_dict
 from loram_core.plan.serialize import load_plan, save_plan
 from loram_core.plan.validate import validate_plan
-from loram_core.structured import PruneContext
 from loram_core.testing.tiny import tiny_llama
-
-
-def make_plan(model, pruner="magnitude", ratio=0.5, seed=0, **options):
-    cfg = model.config
-    ctx = PruneContext(cfg, adapter_for(cfg), ModelFingerprint.from_config(cfg, "tiny"), seed=seed)
-    p = registry.get("pruner", pruner)
-    return p.plan(model, build_config(p.config_cls, {"ratio": ratio, **options}, owner=pruner), ctx)
-
-
-def mask_plan(model, pattern="2:4", seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    entries = {}
-    for name in ("model.layers.1.self_attn.q_proj", "model.layers.2.mlp.down_proj"):
-        w = model.get_submodule(name).weight
-        scores = torch.rand(w.shape, generator=gen).view(w.shape[0], -1, 4)
-        keep = scores.argsort(-1, descending=True).argsort(-1) < 2  # 2 largest of every 4
-        entries[name] = MaskEntry(mask=keep.view(w.shape), pattern=pattern)
-    fp = ModelFingerprint.from_config(model.config, "tiny")
-    return PrunePlan(base=fp, pruner=PrunerInfo("test-mask", "0"), pattern=pattern, entries=entries)
+from loram_test_helpers import make_plan, mask_plan
 
 
 @pytest.mark.parametrize("pruner", ["random", "magnitude"])

@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from loram_core.testing.tiny import save_tiny_model
+from loram_core.testing.tiny import write_tiny_inputs
 
 STAGES = ("prune", "train", "recover", "merge", "eval")
 FLAGS = ["--steps", "12", "--batch-size", "2", "--seq-len", "32", "--eval-seq-len", "64", "--eval-tokens", "512",
@@ -23,9 +23,7 @@ FLAGS = ["--steps", "12", "--batch-size", "2", "--seq-len", "32", "--eval-seq-le
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("kill")
-    save_tiny_model(root / "model")
-    lines = [f"{w} said the {v} to the {w} of {v}." for w in ("king", "queen", "duke") for v in ("night", "sea", "crown")]
-    (root / "data.txt").write_text("\n\n".join(" ".join(lines[(i + j) % 9] for j in range(30)) for i in range(60)))
+    write_tiny_inputs(root)  # model/ and data.txt
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "LORAM_LOAD_PLUGINS": ""}
     reference = root / "reference"
     _run(root, reference, env).check_returncode()
@@ -55,18 +53,22 @@ def _adapters(run: Path) -> dict[str, torch.Tensor]:
     return out
 
 
+# What a stage's start leaves on disk: the record of the stage before it (a piped run prints no stage lines).
+STARTED_WHEN = {"prune": "run.json", "align": "stages/prune.json", "train": "stages/prune.json",
+                "recover": "stages/train.json", "merge": "stages/recover.json", "eval": "stages/merge.json"}
+
+
 def _kill_during(stage: str, root: Path, out: Path, env, delay: float, extra: tuple[str, ...] = ()) -> bool:
     """Start the run, wait until ``stage`` begins, let it work ``delay`` seconds, then SIGKILL it."""
-    proc = subprocess.Popen(_argv(root, out, extra), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    for line in proc.stderr:
-        if f"stage {stage}" in line:
-            time.sleep(delay)
-            break
+    proc = subprocess.Popen(_argv(root, out, extra), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = out / STARTED_WHEN[stage]
+    while proc.poll() is None and not marker.exists():
+        time.sleep(0.01)
+    time.sleep(delay)
     killed = proc.poll() is None
     if killed:
         os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    proc.stderr.close()
     return killed
 
 

@@ -8,31 +8,8 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
 from loram_core.cli.main import main
-from loram_core.testing.tiny import save_tiny_model
-
-FAST = ["--steps", "6", "--batch-size", "2", "--seq-len", "32", "--eval-seq-len", "64", "--eval-tokens", "1024",
-        "--checkpoint-every", "3", "--no-progress"]
-REPORT_KEYS = {
-    "schema": None,
-    "model": {"name", "params"},
-    "pruner": {"name", "ratio", "pattern"},
-    "quantizer": None,
-    "params": {"original", "pruned", "reduction_ratio"},
-    "memory": {"param_bytes_original", "param_bytes_train", "train_peak_rss_mb"},
-    "train": {"steps", "tokens", "tokens_per_s", "loss_first", "loss_last"},
-    "ppl": {"original", "pruned", "pruned_lora", "loram"},
-    "eval": {"dataset", "split", "tokens"},
-    "align": None,
-}
-
-
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("inputs")
-    model = save_tiny_model(root / "model", gqa=True)
-    lines = [f"{w} said the {v} to the {w} of {v}." for w in ("king", "queen", "duke") for v in ("night", "sea", "crown")]
-    (root / "data.txt").write_text("\n\n".join(" ".join(lines[(i + j) % 9] for j in range(30)) for i in range(60)))
-    return model, root / "data.txt"
+from loram_core.testing.tiny import FAST_FLAGS
+from loram_test_helpers import REPORT_KEYS
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +17,7 @@ def run_dir(inputs, tmp_path_factory):
     model, data = inputs
     out = tmp_path_factory.mktemp("run") / "run"
     assert main(["run", "--model", str(model), "--data", str(data), "--pruner", "magnitude", "--ratio", "0.5",
-                 "--out", str(out), "--json", *FAST]) == 0
+                 "--out", str(out), "--json", *FAST_FLAGS]) == 0
     return out
 
 
@@ -76,7 +53,7 @@ def test_rerun_skips_finished_stages(run_dir, inputs):
     model, data = inputs
     before = {p.name: p.read_text() for p in (run_dir / "stages").iterdir()}
     assert main(["run", "--model", str(model), "--data", str(data), "--pruner", "magnitude", "--ratio", "0.5",
-                 "--out", str(run_dir), "--json", *FAST]) == 0
+                 "--out", str(run_dir), "--json", *FAST_FLAGS]) == 0
     after = {p.name: p.read_text() for p in (run_dir / "stages").iterdir()}
     assert before == after
 
@@ -86,7 +63,7 @@ def test_single_stage_commands_on_a_run_dir(inputs, tmp_path, capsys):
     run = tmp_path / "staged"
     recipe = tmp_path / "recipe.toml"
     recipe.write_text(f'model = "{model}"\ndata = "{data}"\npruner = "random"\nratio = 0.25\nrank = 4\n')
-    assert main(["prune", str(run), "--recipe", str(recipe), *FAST]) == 0
+    assert main(["prune", str(run), "--recipe", str(recipe), *FAST_FLAGS]) == 0
     assert (run / "plan" / "plan.json").is_file() and not (run / "adapter-pruned").exists()
     for stage in ("train", "recover", "merge", "eval"):
         assert main([stage, str(run), "--json", "--no-progress"]) == 0, stage
@@ -111,7 +88,7 @@ def test_bad_input_exits_2_with_one_line(inputs, tmp_path, capsys, args, message
     model, data = inputs
     base = ["--model", str(model)] if "--data" in args else ["--model", str(model), "--data", str(data)]
     target = [str(tmp_path / "run")] if args[0] != "run" else ["--out", str(tmp_path / "run")]
-    assert main([args[0], *target, *base, *args[1:], *FAST]) == 2
+    assert main([args[0], *target, *base, *args[1:], *FAST_FLAGS]) == 2
     err = capsys.readouterr().err.strip()
     errors = [line for line in err.splitlines() if line.startswith("loram: error:")]
     assert len(errors) == 1 and message in errors[0] and "Traceback" not in err, err
@@ -129,7 +106,7 @@ def test_bad_input_on_an_existing_run_leaves_its_artifacts_whole(run_dir, inputs
     files = sorted(p for p in run_dir.rglob("*") if p.is_file())
     before = {p: p.read_bytes() for p in files}
     for bad in (["--ratio", "1.5"], ["--pruner", "nope"], ["--recoverer", "zeros"]):
-        assert main(["run", "--model", str(model), "--data", str(data), "--out", str(run_dir), *bad, *FAST]) == 2
+        assert main(["run", "--model", str(model), "--data", str(data), "--out", str(run_dir), *bad, *FAST_FLAGS]) == 2
     assert "did you mean 'zero'" in capsys.readouterr().err
     assert sorted(p for p in run_dir.rglob("*") if p.is_file()) == files
     assert all(p.read_bytes() == data_ for p, data_ in before.items())

@@ -1,88 +1,27 @@
-"""The optional stages call quantizer and aligner plugins by name; here plugins registered inside the test."""
+"""The optional stages call quantizer and aligner plugins by name; here plugins registered inside the test (the
+``stage_plugins`` fixture in tests/conftest.py; the plugins themselves are in tests/loram_test_helpers.py)."""
 
 import json
 
 import attrs
-import pytest
 import torch
 from safetensors.torch import load_file
 
 from loram_core import hookimpl, plugins
 from loram_core.checkpoint import load_weights
 from loram_core.cli.main import main
-from test_cli_e2e import FAST, inputs  # noqa: F401  (module fixture)
+from loram_core.testing.tiny import FAST_FLAGS
 
 
-@attrs.frozen
-class GridConfig:
-    bits: int = 4
-
-
-@attrs.frozen
-class FakeQuantizer:
-    """Rounds decoder Linear weights to a per-row grid of 2**bits levels, in fp32 (simulated quantization)."""
-
-    name: str = "grid"
-    config_cls: type = GridConfig
-
-    def quantize(self, model, config):
-        levels = 2**config.bits - 1
-        with torch.no_grad():
-            for name, module in model.named_modules():
-                if isinstance(module, torch.nn.Linear) and ".layers." in name:
-                    w = module.weight
-                    lo, hi = w.min(1, keepdim=True).values, w.max(1, keepdim=True).values
-                    step = (hi - lo).clamp_min(1e-8) / levels
-                    w.copy_(((w - lo) / step).round() * step + lo)
-        return model
-
-
-@attrs.frozen
-class NormConfig:
-    scale: float = 2.0
-
-
-@attrs.frozen
-class ScaleNormAligner:
-    """Scales the final norm: a visible, checkable change to the pruned weights."""
-
-    name: str = "scale-norm"
-    config_cls: type = NormConfig
-
-    def align(self, model, config, context):
-        assert context.plan.pruner.name == "magnitude" and context.tokenizer is not None
-        with torch.no_grad():
-            model.model.norm.weight.mul_(config.scale)
-        return {"dataset": "none", "steps": 1, "ppl_before": 2.0, "ppl_after": 1.0}
-
-
-class StagePlugins:
-    @hookimpl
-    def register_quantizers(self, register):
-        register(FakeQuantizer())
-
-    @hookimpl
-    def register_aligners(self, register):
-        register(ScaleNormAligner())
-
-
-@pytest.fixture
-def stage_plugins():
-    plugins.load_plugins()
-    plugins.pm.register(StagePlugins(), name="StagePlugins")
-    try:
-        yield
-    finally:
-        plugins.pm.unregister(name="StagePlugins")
-
-
-def test_quantizer_and_aligner_run_by_name_and_land_in_the_report(stage_plugins, inputs, tmp_path):  # noqa: F811
+def test_quantizer_and_aligner_run_by_name_and_land_in_the_report(stage_plugins, inputs, tmp_path):
     model, data = inputs
     out = tmp_path / "run"
-    assert main(["prune", str(out), "--model", str(model), "--data", str(data), "--pruner", "magnitude", *FAST]) == 0
+    assert main(["prune", str(out), "--model", str(model), "--data", str(data), "--pruner", "magnitude",
+                 *FAST_FLAGS]) == 0
     before = load_weights(out / "pruned")["model.norm.weight"]  # streamed prune: HF shards
     assert main(["run", "--model", str(model), "--data", str(data), "--pruner", "magnitude", "--out", str(out),
-                 "--quantizer", "grid", "--aligner", "scale-norm", "--aligner-opt", "scale=3", "--json", *FAST]) == 0
+                 "--quantizer", "grid", "--aligner", "scale-norm", "--aligner-opt", "scale=3", "--json",
+                 *FAST_FLAGS]) == 0
     after = load_weights(out / "pruned")["model.norm.weight"]
     assert torch.equal(after, before * 3)
     report = json.loads((out / "report.json").read_text())
@@ -93,7 +32,7 @@ def test_quantizer_and_aligner_run_by_name_and_land_in_the_report(stage_plugins,
     assert json.loads((out / "run.json").read_text())["plugins"]["quantizer"]["plugin"] == "StagePlugins"
 
 
-def test_unknown_aligner_names_installed_ones(inputs, tmp_path, capsys):  # noqa: F811
+def test_unknown_aligner_names_installed_ones(inputs, tmp_path, capsys):
     model, data = inputs
     assert main(["run", "--model", str(model), "--data", str(data), "--aligner", "cpt", "--out", str(tmp_path / "r")]) == 2
     assert "unknown aligner 'cpt' (installed: continual-pretrain, distill)" in capsys.readouterr().err
@@ -128,14 +67,14 @@ class MaskPlugin:
         register(TwoFourPruner())
 
 
-def test_mask_plan_runs_end_to_end_with_identity_recovery(inputs, tmp_path):  # noqa: F811
+def test_mask_plan_runs_end_to_end_with_identity_recovery(inputs, tmp_path):
     model, data = inputs
     out = tmp_path / "run"
     plugins.load_plugins()
     plugins.pm.register(MaskPlugin(), name="MaskPlugin")
     try:
         assert main(["run", "--model", str(model), "--data", str(data), "--pruner", "two-four", "--out", str(out),
-                     "--json", *FAST]) == 0
+                     "--json", *FAST_FLAGS]) == 0
     finally:
         plugins.pm.unregister(name="MaskPlugin")
     report = json.loads((out / "report.json").read_text())

@@ -7,7 +7,7 @@ import pytest
 from loram_core.bench.grid import Cell, Strategy, build_grid, labels
 from loram_core.cli.main import main
 from loram_core.errors import LoramError
-from test_cli_e2e import FAST, inputs  # noqa: F401  (module fixture)
+from loram_core.testing.tiny import FAST_FLAGS
 
 
 def test_grid_crosses_strategies_ratios_and_quantizers_and_adds_baselines():
@@ -26,12 +26,12 @@ def test_grid_crosses_strategies_ratios_and_quantizers_and_adds_baselines():
         Strategy.parse("sparsegpt:2:4")
 
 
-def test_bench_runs_each_cell_once_marks_missing_plugins_and_reports(inputs, tmp_path, monkeypatch, capsys):  # noqa: F811
+def test_bench_runs_each_cell_once_marks_missing_plugins_and_reports(inputs, tmp_path, monkeypatch, capsys):
     model, data = inputs
     monkeypatch.setenv("LORAM_LOAD_PLUGINS", "")  # the cells' processes see the built-ins only, like this one
     out = tmp_path / "bench"
     argv = ["bench", "--model", str(model), "--data", str(data), "--pruners", "random,not-a-pruner", "--ratios", "0.5",
-            "--out", str(out), "--no-progress", "--json", "--", *FAST]
+            "--out", str(out), "--no-progress", "--json", "--", *FAST_FLAGS]
     assert main(argv) == 0
     rows = {r["label"]: r for r in json.loads(capsys.readouterr().out)}
     assert set(rows) == {"random 0.5", "not-a-pruner 0.5", "LoRA full model"}
@@ -55,11 +55,11 @@ def test_bench_runs_each_cell_once_marks_missing_plugins_and_reports(inputs, tmp
     assert "| not-a-pruner 0.5 | not installed: missing pruner:not-a-pruner |" in table
 
 
-def test_report_from_run_dirs_writes_markdown_and_plots(inputs, tmp_path, capsys):  # noqa: F811
+def test_report_from_run_dirs_writes_markdown_and_plots(inputs, tmp_path, capsys):
     model, data = inputs
     run = tmp_path / "run"
     assert main(["run", "--model", str(model), "--data", str(data), "--pruner", "magnitude", "--out", str(run),
-                 "--no-merge", "--json", *FAST]) == 0
+                 "--no-merge", "--json", *FAST_FLAGS]) == 0
     assert main(["report", str(run), "--out", str(tmp_path / "rep"), "--title", "tiny"]) == 0
     md = (tmp_path / "rep" / "results.md").read_text()
     report = json.loads((run / "report.json").read_text())

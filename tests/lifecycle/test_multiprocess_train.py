@@ -20,17 +20,17 @@ import torch
 from safetensors.torch import load_file
 
 from loram_core.cli.main import main
-from test_cli_e2e import inputs  # noqa: F401  (module fixture)
+from loram_test_helpers import REPO
 
 # dropout 0: dropout masks are drawn per process, so only without dropout are the runs equal number for number
 TRAIN = ["--steps", "4", "--seq-len", "32", "--lr", "0.01", "--warmup-steps", "0", "--dropout", "0",
          "--checkpoint-every", "2", "--no-progress", "--json"]
 WEIGHTS = "adapter-pruned/adapter_model.safetensors"
-DDP_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "accelerate" / "ddp.yaml"
+DDP_CONFIG = REPO / "examples" / "accelerate" / "ddp.yaml"
 
 
 @pytest.fixture(scope="module")
-def pruned_run(inputs, tmp_path_factory):  # noqa: F811
+def pruned_run(inputs, tmp_path_factory):
     model, data = inputs
     out = tmp_path_factory.mktemp("mp") / "pruned"
     assert main(["prune", str(out), "--model", str(model), "--data", str(data), "--no-progress"]) == 0

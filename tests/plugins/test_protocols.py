@@ -1,16 +1,14 @@
 """Each plugin kind's contract is a ``typing.Protocol`` (loram_core.protocols): the built-ins satisfy theirs, the
 hooks, docs and conformance suite name them, and optional members are read only as documented."""
 
-from pathlib import Path
-
 import attrs
 import pytest
 
 import loram_core
 from loram_core import hookspecs, protocols, registry
 from loram_core.protocols import PROTOCOLS, Pruner, Quantizer, Recoverer, missing_members, optional_member
+from loram_test_helpers import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
 BUILTIN = "loram_core.builtin."
 
 
@@ -98,7 +96,7 @@ def test_hookspecs_and_docs_name_each_protocol(kind):
     protocol = PROTOCOLS[kind].__name__
     hook = getattr(hookspecs, registry.KINDS[kind])
     assert f"loram_core.protocols.{protocol}" in hook.__doc__
-    assert f"`{protocol}`" in (ROOT / "docs" / "plugins.md").read_text()
+    assert f"`{protocol}`" in (REPO / "docs" / "plugins.md").read_text()
 
 
 def test_conformance_suite_names_the_protocol_a_plugin_breaks(tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,10 +15,10 @@ from loram_core.cli.main import main
 from loram_core.errors import AdapterError, LoramError
 from loram_core.lifecycle.rundir import RunDir
 from loram_core.placement import Placement, resolve_device, resolve_dtype
-from loram_core.testing.tiny import tiny_llama
+from loram_core.testing.tiny import FAST_FLAGS, tiny_llama
 from loram_core.train import TrainConfig, attach_lora
 from loram_core.train.adapter_files import save_adapter
-from test_cli_e2e import FAST, inputs  # noqa: F401  (module fixture)
+from loram_test_helpers import REPO
 
 
 def test_cpu_defaults_stay_fp32(monkeypatch):
@@ -41,24 +40,24 @@ def test_auto_is_bf16_only_on_gpus_that_support_it(monkeypatch, bf16, expected):
     assert resolve_dtype("fp32", "cuda") == torch.float32  # a named dtype is never second-guessed
 
 
-def test_bad_device_flag_is_a_clear_error(inputs, tmp_path, capsys):  # noqa: F811
+def test_bad_device_flag_is_a_clear_error(inputs, tmp_path, capsys):
     model, data = inputs
     with pytest.raises(SystemExit) as exc:  # argparse's choices: exit 2 with the valid names
         main(["run", "--model", str(model), "--data", str(data), "--out", str(tmp_path / "r"), "--device", "tpu"])
     assert exc.value.code == 2 and "invalid choice: 'tpu'" in capsys.readouterr().err
     if not torch.cuda.is_available():
         code = main(["run", "--model", str(model), "--data", str(data), "--out", str(tmp_path / "r"), "--device", "cuda",
-                     *FAST])
+                     *FAST_FLAGS])
         assert code == 2 and "no CUDA GPU" in capsys.readouterr().err
 
 
-def test_bf16_run_trains_a_bf16_base_with_fp32_adapters(inputs, tmp_path):  # noqa: F811
+def test_bf16_run_trains_a_bf16_base_with_fp32_adapters(inputs, tmp_path):
     model, data = inputs
     runs = {}
     for dtype in ("fp32", "bf16"):
         out = tmp_path / dtype
         assert main(["run", "--model", str(model), "--data", str(data), "--out", str(out), "--dtype", dtype,
-                     "--grad-accum", "2", "--no-merge", "--json", *FAST]) == 0
+                     "--grad-accum", "2", "--no-merge", "--json", *FAST_FLAGS]) == 0
         runs[dtype] = {s: json.loads((out / "stages" / f"{s}.json").read_text()) for s in ("train", "eval")}
         adapter = load_file(out / "adapter-pruned" / "adapter_model.safetensors")
         assert all(t.dtype == torch.float32 for t in adapter.values())  # PEFT keeps LoRA weights in fp32
@@ -136,9 +135,9 @@ def test_documented_accelerate_configs_load(name, kind):
     from accelerate.commands.config.config_args import load_config_from_file
 
     from loram_core.plan.apply import apply_plan
-    from test_plan import make_plan
+    from loram_test_helpers import make_plan
 
-    path = Path(__file__).resolve().parents[1] / "examples" / "accelerate" / f"{name}.yaml"
+    path = REPO / "examples" / "accelerate" / f"{name}.yaml"
     config = load_config_from_file(str(path))  # accelerate's own reader: unknown keys are errors
     assert config.distributed_type.value == kind and config.num_processes == 8
     if kind == "FSDP":
@@ -153,16 +152,16 @@ def test_documented_accelerate_configs_load(name, kind):
         assert config.deepspeed_config["zero3_save_16bit_model"] is True
 
 
-def test_align_on_a_non_main_process_writes_nothing(inputs, tmp_path, monkeypatch):  # noqa: F811
+def test_align_on_a_non_main_process_writes_nothing(inputs, tmp_path, monkeypatch):
     from loram_core import plugins
     from loram_core.lifecycle.align import run_align
     from loram_core.lifecycle.resources import Resources
     from loram_core.lifecycle.settings import make_settings
-    from test_stage_plugins import StagePlugins
+    from loram_test_helpers import StagePlugins
 
     model, data = inputs
     out = tmp_path / "run"
-    assert main(["prune", str(out), "--model", str(model), "--data", str(data), *FAST]) == 0
+    assert main(["prune", str(out), "--model", str(model), "--data", str(data), *FAST_FLAGS]) == 0
     before = {p.name: p.read_bytes() for p in (out / "pruned").iterdir()}
     plugins.load_plugins()
     plugins.pm.register(StagePlugins(), name="StagePlugins")

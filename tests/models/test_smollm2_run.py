@@ -8,7 +8,7 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
 from loram_core.cli.main import main
-from test_cli_e2e import REPORT_KEYS
+from loram_test_helpers import REPORT_KEYS
 
 pytestmark = pytest.mark.slow
 

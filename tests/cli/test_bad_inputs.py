@@ -1,5 +1,5 @@
 """Every bad input gets exit code 2 and one line naming the problem (no traceback); docs/reliability.md is this
-table. Regenerate it with ``LORAM_WRITE_DOCS=1 python -m pytest tests/test_bad_inputs.py``."""
+table. Regenerate it with ``LORAM_WRITE_DOCS=1 python -m pytest tests/cli/test_bad_inputs.py``."""
 
 import errno
 import glob
@@ -11,9 +11,10 @@ import pytest
 from safetensors.torch import load_file, save_file
 
 from loram_core.cli.main import main
-from loram_core.testing.tiny import save_tiny_model
+from loram_core.testing.tiny import save_tiny_model, write_tiny_inputs
+from loram_test_helpers import REPO
 
-DOC = Path(__file__).parents[1] / "docs" / "reliability.md"
+DOC = REPO / "docs" / "reliability.md"
 FAST = ["--steps", "2", "--batch-size", "2", "--seq-len", "32", "--eval-seq-len", "64", "--eval-tokens", "256",
         "--no-progress"]
 
@@ -21,10 +22,8 @@ FAST = ["--steps", "2", "--batch-size", "2", "--seq-len", "32", "--eval-seq-len"
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("bad")
-    save_tiny_model(root / "model")
+    write_tiny_inputs(root)  # model/ and data.txt
     save_tiny_model(root / "other", gqa=False)
-    lines = [f"{w} said the {v} to the {w} of {v}." for w in ("king", "queen", "duke") for v in ("night", "sea", "crown")]
-    (root / "data.txt").write_text("\n\n".join(" ".join(lines[(i + j) % 9] for j in range(30)) for i in range(60)))
     (root / "empty.txt").write_text("")
     (root / "short.txt").write_text("too short")
     (root / "notok").mkdir()
@@ -194,8 +193,8 @@ def test_bad_input_is_one_clear_line_and_exit_code_2(world, what, make_argv, exp
 
 def render() -> str:
     rows = ["# Bad input: what a user sees", "",
-            "Every row is produced by `tests/test_bad_inputs.py` (regenerate: `LORAM_WRITE_DOCS=1 .venv/bin/python -m "
-            "pytest tests/test_bad_inputs.py`). Exit code 2 on every row; one line on stderr, no traceback "
+            "Every row is produced by `tests/cli/test_bad_inputs.py` (regenerate: "
+            "`LORAM_WRITE_DOCS=1 .venv/bin/python -m pytest tests/cli/test_bad_inputs.py`). Exit code 2 on every row; one line on stderr, no traceback "
             "(`--debug` shows it). `<tmp>` stands for the test's temporary folder.", "",
             "| bad input | exit code | message |", "|---|---|---|"]
     for what, _, _ in CASES:

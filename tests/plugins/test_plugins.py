@@ -15,6 +15,7 @@ from loram_core.cli.main import main
 from loram_core.errors import LoramError, UnknownPluginError
 from loram_core.structured import StructuredConfig, structured_plan
 from loram_core.plan import PrunerInfo
+from loram_test_helpers import REPO
 
 
 @attrs.frozen
@@ -174,7 +175,6 @@ def test_entry_point_plugins_load_and_loram_load_plugins_restricts(installed_ent
 
 def test_example_one_file_pruner_plans_a_valid_plan():
     import importlib.util
-    from pathlib import Path
 
     from loram_core.arch import adapter_for
     from loram_core.configs import build_config
@@ -183,7 +183,7 @@ def test_example_one_file_pruner_plans_a_valid_plan():
     from loram_core.structured import PruneContext
     from loram_core.testing.tiny import tiny_llama
 
-    path = Path(__file__).parent.parent / "examples" / "keep_first_pruner.py"
+    path = REPO / "examples" / "keep_first_pruner.py"
     spec = importlib.util.spec_from_file_location("keep_first_pruner", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

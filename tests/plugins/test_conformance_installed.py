@@ -5,9 +5,10 @@ import os
 import subprocess
 import sys
 from importlib.metadata import entry_points
-from pathlib import Path
 
 import pytest
+
+from loram_test_helpers import REPO
 
 INSTALLED = sorted(ep.name for ep in entry_points(group="loram"))
 
@@ -17,7 +18,7 @@ INSTALLED = sorted(ep.name for ep in entry_points(group="loram"))
 def test_installed_plugin_passes_the_conformance_suite(name):
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--loram-plugin", name,
             "--pyargs", "loram_core.testing.conformance.suite"]
-    out = subprocess.run(argv, cwd=Path(__file__).parents[1], capture_output=True, text=True,
+    out = subprocess.run(argv, cwd=REPO, capture_output=True, text=True,
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     assert " passed" in out.stdout.splitlines()[-1]

@@ -19,7 +19,7 @@ from loram_core.plan import MaskEntry, PrunePlan, PrunerInfo
 from loram_core.plan.fingerprint import ModelFingerprint
 from loram_core.testing.conformance import check_aligner
 from loram_core.testing.conformance.stage_checks import pruned_tiny
-from test_cli_e2e import FAST, inputs  # noqa: F401  (module fixture: tiny model folder + text file)
+from loram_core.testing.tiny import FAST_FLAGS
 
 MASKED = ("model.layers.1.self_attn.q_proj", "model.layers.2.mlp.down_proj")
 
@@ -47,7 +47,7 @@ def _parts(outcome):
     return load_tokenizer(outcome.model_path), outcome.config, outcome.plan, outcome.model_path
 
 
-def test_frozen_parameters_are_bit_identical_and_the_rest_train(pruned, inputs, tmp_path):  # noqa: F811
+def test_frozen_parameters_are_bit_identical_and_the_rest_train(pruned, inputs, tmp_path):
     outcome, model = pruned
     _, data = inputs
     model = copy.deepcopy(model)
@@ -64,7 +64,7 @@ def test_frozen_parameters_are_bit_identical_and_the_rest_train(pruned, inputs, 
     assert result["dataset"] == str(data) and result["ppl_before"] > 1 and result["ppl_after"] > 1
 
 
-def test_a_custom_frozen_set_and_a_pattern_that_matches_nothing(pruned, inputs, tmp_path):  # noqa: F811
+def test_a_custom_frozen_set_and_a_pattern_that_matches_nothing(pruned, inputs, tmp_path):
     outcome, model = pruned
     _, data = inputs
     model = copy.deepcopy(model)
@@ -78,7 +78,7 @@ def test_a_custom_frozen_set_and_a_pattern_that_matches_nothing(pruned, inputs, 
         _align("continual-pretrain", copy.deepcopy(pruned[1]), _options(data, frozen="lm_hed"), _parts(outcome), tmp_path)
 
 
-def test_masked_weights_stay_zero_on_a_mask_plan(inputs, tmp_path):  # noqa: F811
+def test_masked_weights_stay_zero_on_a_mask_plan(inputs, tmp_path):
     model_dir, data = inputs
     model = load_model(model_dir)
     entries = {}
@@ -101,7 +101,7 @@ def test_masked_weights_stay_zero_on_a_mask_plan(inputs, tmp_path):  # noqa: F81
             assert not torch.equal(weight[entry.mask], before[name][entry.mask]), name
 
 
-def test_loss_decreases_over_twenty_steps(pruned, inputs, tmp_path):  # noqa: F811
+def test_loss_decreases_over_twenty_steps(pruned, inputs, tmp_path):
     outcome, model = pruned
     _, data = inputs
     result = _align("continual-pretrain", copy.deepcopy(model), _options(data, steps=20, batch_size=4, lr=3e-3),
@@ -112,7 +112,7 @@ def test_loss_decreases_over_twenty_steps(pruned, inputs, tmp_path):  # noqa: F8
     assert result["ppl_after"] < result["ppl_before"]
 
 
-def test_resume_from_a_checkpoint_is_bit_identical_to_an_uninterrupted_run(pruned, inputs, tmp_path):  # noqa: F811
+def test_resume_from_a_checkpoint_is_bit_identical_to_an_uninterrupted_run(pruned, inputs, tmp_path):
     outcome, model = pruned
     _, data = inputs
     options = _options(data, steps=6, checkpoint_every=3, eval_tokens=0, grad_accum=2)
@@ -131,7 +131,7 @@ def test_resume_from_a_checkpoint_is_bit_identical_to_an_uninterrupted_run(prune
     assert other["resumed_from"] is None
 
 
-def test_token_budget_caps_the_steps(pruned, inputs, tmp_path):  # noqa: F811
+def test_token_budget_caps_the_steps(pruned, inputs, tmp_path):
     outcome, model = pruned
     _, data = inputs
     result = _align("continual-pretrain", copy.deepcopy(model), _options(data, token_budget=3 * 64 + 10, eval_tokens=0),
@@ -142,7 +142,7 @@ def test_token_budget_caps_the_steps(pruned, inputs, tmp_path):  # noqa: F811
         effective_steps(config)
 
 
-def test_kl_term_is_zero_when_the_student_is_the_teacher(inputs, tmp_path):  # noqa: F811
+def test_kl_term_is_zero_when_the_student_is_the_teacher(inputs, tmp_path):
     logits = torch.randn(2, 5, 11)
     teacher_logp = torch.log_softmax(logits / 2.0, -1)
     assert float(kl_to_teacher(logits, teacher_logp, 2.0)) == pytest.approx(0.0, abs=1e-7)
@@ -157,7 +157,7 @@ def test_kl_term_is_zero_when_the_student_is_the_teacher(inputs, tmp_path):  # n
     assert result["ce_first"] > 1
 
 
-def test_distill_moves_the_pruned_model_towards_its_teacher(pruned, inputs, tmp_path):  # noqa: F811
+def test_distill_moves_the_pruned_model_towards_its_teacher(pruned, inputs, tmp_path):
     outcome, model = pruned
     _, data = inputs
     # A random tiny model's logits are near uniform; a sharpened copy of the original is a teacher worth matching.
@@ -188,20 +188,20 @@ def test_distill_moves_the_pruned_model_towards_its_teacher(pruned, inputs, tmp_
 
 
 @pytest.mark.parametrize("name", ["continual-pretrain", "distill"])
-def test_the_builtin_aligners_pass_the_conformance_check(name, inputs, tmp_path):  # noqa: F811
+def test_the_builtin_aligners_pass_the_conformance_check(name, inputs, tmp_path):
     _, data = inputs
     # check_aligner saves its tiny model under WORKDIR/models/llama-gqa; distill takes it as its teacher
     extra = {"teacher": str(tmp_path / "models" / "llama-gqa")} if name == "distill" else {}
     check_aligner(registry.get("aligner", name), options=_options(data, steps=2, **extra), workdir=tmp_path)
 
 
-def test_loram_run_with_the_continual_pretrain_aligner(inputs, tmp_path):  # noqa: F811
+def test_loram_run_with_the_continual_pretrain_aligner(inputs, tmp_path):
     model_dir, data = inputs
     out = tmp_path / "run"
     opts = [f"--aligner-opt={o}" for o in ("steps=3", f"data={data}", "seq_len=32", "batch_size=2", "lr=0.001",
                                            "eval_tokens=256", "eval_seq_len=32", "checkpoint_every=3")]
     assert main(["run", "--model", str(model_dir), "--data", str(data), "--pruner", "magnitude", "--ratio", "0.5",
-                 "--aligner", "continual-pretrain", *opts, "--out", str(out), "--json", *FAST]) == 0
+                 "--aligner", "continual-pretrain", *opts, "--out", str(out), "--json", *FAST_FLAGS]) == 0
     align = json.loads((out / "report.json").read_text())["align"]
     assert align["aligner"] == "continual-pretrain" and align["dataset"] == str(data) and align["steps"] == 3
     assert align["ppl_after"] < align["ppl_before"]
@@ -216,9 +216,9 @@ def _pruned_weights(run):
     return load_pruned_weights(run / "pruned")
 
 
-def test_aligning_again_with_other_options_starts_from_the_pruned_weights(inputs, tmp_path):  # noqa: F811
+def test_aligning_again_with_other_options_starts_from_the_pruned_weights(inputs, tmp_path):
     model_dir, data = inputs
-    base = ["--model", str(model_dir), "--data", str(data), "--pruner", "magnitude", "--ratio", "0.5", *FAST]
+    base = ["--model", str(model_dir), "--data", str(data), "--pruner", "magnitude", "--ratio", "0.5", *FAST_FLAGS]
     opts = [f"--aligner-opt={o}" for o in (f"data={data}", "seq_len=32", "batch_size=2", "lr=0.001",
                                            "eval_tokens=0", "checkpoint_every=0")]
     # reference: a fresh run aligned 2 steps
@@ -232,11 +232,11 @@ def test_aligning_again_with_other_options_starts_from_the_pruned_weights(inputs
     assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
 
 
-def test_a_published_aligned_model_carries_its_alignment(inputs, tmp_path):  # noqa: F811
+def test_a_published_aligned_model_carries_its_alignment(inputs, tmp_path):
     model_dir, data = inputs
     opts = [f"--aligner-opt={o}" for o in ("steps=2", f"data={data}", "seq_len=32", "batch_size=2", "lr=0.001",
                                            "eval_tokens=256", "eval_seq_len=32", "checkpoint_every=0")]
-    base = ["--model", str(model_dir), "--data", str(data), *FAST]
+    base = ["--model", str(model_dir), "--data", str(data), *FAST_FLAGS]
     assert main(["run", *base, "--pruner", "magnitude", "--ratio", "0.5", "--aligner", "continual-pretrain", *opts,
                  "--out", str(tmp_path / "pub-run")]) == 0
     assert main(["publish", str(tmp_path / "pub-run"), str(tmp_path / "pub")]) == 0

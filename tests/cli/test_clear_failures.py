@@ -1,0 +1,92 @@
+"""Failures of the machine or of damaged files: one line naming what is wrong and what to do, exit 2, and every
+earlier file intact (issue cases of "one line and exit 2 ... today a traceback")."""
+
+import errno
+import hashlib
+import json
+import shutil
+
+import pytest
+
+from loram_core.cli.main import environment_error, main
+from loram_core.testing.tiny import FAST_FLAGS
+
+
+def tree(root):
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def run(inputs, tmp_path_factory):
+    model, data = inputs
+    out = tmp_path_factory.mktemp("runs") / "base"
+    assert main(["run", "--model", str(model), "--data", str(data), "--layers", "1:7", "--out", str(out), "--no-merge",
+                 "--json", *FAST_FLAGS]) == 0
+    return out
+
+
+@pytest.mark.parametrize("code, expected", [
+    (errno.ENOSPC, "no space left on the device"), (errno.EACCES, "choose a folder you may write to"),
+    (errno.EROFS, "choose a folder you may write to"), (errno.ENOTDIR, "a file stands where a folder is needed"),
+])
+def test_errors_of_the_machine_are_one_line(code, expected):
+    assert expected in environment_error(OSError(code, "it failed", "/some/path"))
+    assert environment_error(OSError(errno.EBADF, "bad fd")) is None  # a bug of ours: a traceback, exit 1
+
+
+def test_an_unwritable_run_directory_is_one_line(inputs, tmp_path, capsys, monkeypatch):
+    import loram_core.lifecycle.rundir as rundir
+
+    model, data = inputs
+
+    def refuse(*_a, **_k):
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "ro" / "run.json"))
+
+    monkeypatch.setattr(rundir, "write_json", refuse)
+    assert main(["run", "--model", str(model), "--data", str(data), "--out", str(tmp_path / "ro"), *FAST_FLAGS]) == 2
+    assert "permission denied" in one_error_line(capsys)
+
+
+def test_a_corrupt_report_is_one_line_naming_the_command_that_writes_it(run, tmp_path, capsys):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    (copy / "report.json").write_text('{"schema": 1, "ppl": {')
+    before = tree(copy)
+    assert main(["publish", str(copy), str(tmp_path / "pub")]) == 2
+    assert f"'loram eval {copy}' writes it again" in one_error_line(capsys)
+    assert main(["report", str(copy), "--out", str(tmp_path / "rep")]) == 2
+    assert "report.json is unreadable" in one_error_line(capsys)
+    assert tree(copy) == before
+
+
+def test_a_damaged_checkpoint_is_one_line(run, tmp_path, capsys):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    step = sorted((copy / "checkpoints").glob("step-*"))[-1]
+    optimizer = step / "optimizer.pt"
+    optimizer.write_bytes(optimizer.read_bytes()[:100])  # truncated
+    (copy / "stages" / "train.json").unlink()  # train again: it resumes from the newest checkpoint
+    assert main(["train", str(copy), "--no-progress", "--json"]) == 2
+    message = one_error_line(capsys)
+    assert f"checkpoint {step} is damaged" in message and "delete that folder" in message
+
+
+def test_a_config_value_of_the_wrong_type_is_one_line(inputs, tmp_path, capsys):
+    model, data = inputs
+    broken = tmp_path / "model"
+    shutil.copytree(model, broken)
+    config = json.loads((broken / "config.json").read_text())
+    (broken / "config.json").write_text(json.dumps({**config, "hidden_size": "64"}))
+    before = tree(tmp_path)
+    assert main(["run", "--model", str(broken), "--data", str(data), "--out", str(tmp_path / "run"), *FAST_FLAGS]) == 2
+    message = one_error_line(capsys)
+    assert "hidden_size" in message and "fix its config.json" in message and "delete" not in message
+    assert tree(tmp_path) == before
