@@ -67,6 +67,13 @@ def cmd_bench(args) -> int:
         print(json.dumps(rows, indent=2))
     else:
         _print_rows(rows, Console(width=None if sys.stdout.isatty() else 160), f"loram bench: {out}")
+    failed = [r for r in rows if r.get("status") == "failed"]
+    if failed and len(failed) == sum(r.get("status") in ("done", "failed") for r in rows):
+        # every cell that ran failed: the grid measured nothing, whatever the table shows
+        first = failed[0].get("error") or "see its run.log"
+        print(f"loram: error: every cell of the grid failed (first: {failed[0]['label']}: {first}); each cell's "
+              f"run.log under {out / 'cells'} has its reason", file=sys.stderr)
+        return 2
     return 0
 
 

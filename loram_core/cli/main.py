@@ -14,11 +14,18 @@ from loram_core import __version__
 from loram_core.errors import LoramError
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a bad flag as one line and exit 2 like every other bad input (not the whole usage)."""
+
+    def error(self, message: str):
+        raise LoramError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from loram_core import plugins
     from loram_core.cli import adapters_cmd, generate_cmd, install_cmd, plugins_cmd, stages
 
-    parser = argparse.ArgumentParser(prog="loram", description="Train small, infer large: LoRA on a pruned model.")
+    parser = Parser(prog="loram", description="Train small, infer large: LoRA on a pruned model.")
     parser.add_argument("--version", action="version", version=f"loram {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for bad input too")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loram_core.errors import LoramError
-from loram_core.lifecycle.settings import RunSettings
+from loram_core.lifecycle.settings import RunSettings, make_settings
 
 DEFAULT_RATIOS = (0.25, 0.5, 0.65, 0.75, 0.85, 0.95)
 BUDGET_RATIOS = tuple(round(0.05 * i, 2) for i in range(20))  # 0.0 .. 0.95
@@ -109,6 +109,8 @@ def cmd_estimate(args) -> int:
     dtype_bytes = {"fp32": 4, "bf16": 2, "fp16": 2}[args.dtype]
     if args.loss_chunk < 0:
         raise LoramError(f"--loss-chunk must be 0 (off) or a positive number of positions, not {args.loss_chunk}")
+    # the same settings as a run's, checked by the same fields (a batch, window or rank of 0 is no estimate)
+    make_settings({"batch_size": args.batch_size, "seq_len": args.seq_len, "rank": args.rank}, source="estimate")
     common = dict(batch_size=args.batch_size, seq_len=args.seq_len, rank=args.rank, dtype_bytes=dtype_bytes,
                   gradient_checkpointing=args.gradient_checkpointing, loss_chunk=args.loss_chunk)
     console = Console(width=None if sys.stdout.isatty() else 140)  # pipes and logs get the full table

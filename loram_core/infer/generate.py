@@ -9,25 +9,18 @@ import attrs
 import torch
 from transformers.generation.streamers import BaseStreamer
 
+from loram_core.configs import to_float
+from loram_core.fields import boolean, integer, number
 from loram_core.infer.session import InferenceSession
-
-
-def _positive(instance, attribute, value) -> None:
-    if not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{attribute.name} must be a positive integer, got {value!r}")
-
-
-def _non_negative(instance, attribute, value) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0 (0 = greedy), got {value!r}")
 
 
 @attrs.frozen
 class GenerationSettings:
-    max_new_tokens: int = attrs.field(default=64, validator=_positive)
-    temperature: float = attrs.field(default=0.0, validator=_non_negative)  # 0: greedy, deterministic
-    seed: int = 0  # sampling seed, reset before every generation so each adapter sees the same draws
-    chat_template: bool = True  # apply the tokenizer's chat template when it has one
+    max_new_tokens: int = attrs.field(default=64, validator=integer(1))
+    # 0: greedy, deterministic; finite (nan or inf would sample garbage)
+    temperature: float = attrs.field(default=0.0, converter=to_float, validator=number(0.0))
+    seed: int = attrs.field(default=0, validator=integer(0))  # reset before every generation: same draws per adapter
+    chat_template: bool = attrs.field(default=True, validator=boolean)  # the tokenizer's chat template, if any
 
 
 @attrs.frozen

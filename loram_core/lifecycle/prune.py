@@ -89,6 +89,13 @@ def run_prune(run: RunDir, res: Resources, console=None) -> dict:
     )
     plan = pruner.plan(model, cfg, context)
     validate_plan(plan, res.config)
+    if not plan.entries and getattr(cfg, "ratio", 0):
+        import sys
+
+        layers = plan.pruner.params.get("layers")
+        print(f"loram: warning: pruner '{pruner.name}' at ratio {cfg.ratio} pruned nothing"
+              + (f" (layers {layers[0]}:{layers[1]} of {res.config.num_hidden_layers})" if layers else "")
+              + "; pass --layers START:END to choose the decoder layers to prune", file=sys.stderr)
     with atomic_dir(run.plan) as tmp:
         save_plan(plan, tmp)
     digest = plan_hash(plan)

@@ -65,6 +65,19 @@ def check_overwrite(run: RunDir, settings: RunSettings, stages: Iterable[str], o
                              f"pass --overwrite to run it again and replace what it wrote, or choose another --out")
 
 
+def check_rank_fits(settings: RunSettings, config) -> None:
+    """A LoRA rank above the narrowest targeted layer's width is no low-rank adapter (and a huge one)."""
+    from loram_core.plan.fingerprint import linear_shapes
+
+    widths = {name: min(shape) for name, shape in linear_shapes(config).items()
+              if name.rsplit(".", 1)[-1] in settings.target_modules}
+    if widths:
+        name = min(widths, key=widths.get)
+        if settings.rank > widths[name]:
+            raise LoramError(f"--rank {settings.rank} is above the width of {name} ({widths[name]}): a LoRA rank "
+                             f"must be at most the smallest dimension of the layers it adapts")
+
+
 def run_lifecycle(run_dir: str | Path, settings: RunSettings, stages: Iterable[str] | None = None, *,
                   progress: bool = True, log=None, overwrite: bool = False) -> dict | None:
     """Run ``stages`` (names of the stage table) on ``run_dir``; return the run report (None on the
@@ -79,6 +92,8 @@ def run_lifecycle(run_dir: str | Path, settings: RunSettings, stages: Iterable[s
     check_overwrite(run, settings, stages, overwrite)
     res = Resources(settings, progress=progress)
     res.preflight(needs_data=any(stage.needs_data for stage in table.stages_named(stages)))
+    if "train" in stages:
+        check_rank_fits(settings, res.config)
     with run.lock():
         return _run_stages(run, res, plugins, stages, log)
 

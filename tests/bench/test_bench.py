@@ -90,3 +90,14 @@ def test_cells_that_differ_only_in_the_quantizer_share_the_prune_stage(tmp_path)
     assert not (target / "stages" / "train.json").exists() and not (target / "report.json").exists()
     assert share_prune(rnd, out / "cells" / rnd.name, cells, out, common) is None  # another pruner: nothing shared
     assert share_prune(q4, tmp_path / "fresh", cells, out, ["--model", "other"]) is None  # other run flags
+
+
+def test_a_grid_whose_every_cell_failed_exits_2_with_the_reason(inputs, tmp_path, monkeypatch, capsys):
+    model, data = inputs
+    monkeypatch.setenv("LORAM_LOAD_PLUGINS", "")
+    argv = ["bench", "--model", str(model), "--data", str(data), "--pruners", "random", "--ratios", "0.5",
+            "--no-baselines", "--no-plots", "--out", str(tmp_path / "bench"), "--no-progress", "--json", "--",
+            "--steps", "0"]
+    assert main(argv) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("loram: error:")]
+    assert len(err) == 1 and "every cell of the grid failed" in err[0] and "steps must be a positive integer" in err[0]

@@ -90,3 +90,39 @@ def test_a_config_value_of_the_wrong_type_is_one_line(inputs, tmp_path, capsys):
     message = one_error_line(capsys)
     assert "hidden_size" in message and "fix its config.json" in message and "delete" not in message
     assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("flag", ["--rank", "--batch-size", "--seq-len"])
+def test_estimate_refuses_a_zero_like_a_run_does(flag, capsys):
+    assert main(["estimate", "--model", "smollm2-135m", "--pruner", "magnitude", "--ratio", "0.5", flag, "0"]) == 2
+    assert flag.lstrip("-").replace("-", "_") in one_error_line(capsys)
+
+
+def test_a_rank_above_the_layer_width_is_refused_before_work_starts(inputs, tmp_path, capsys):
+    model, data = inputs
+    out = tmp_path / "run"
+    # the tiny model's k_proj is 32 x 64: rank 33 cannot be low-rank there
+    assert main(["run", "--model", str(model), "--data", str(data), "--out", str(out), "--rank", "33", *FAST_FLAGS]) == 2
+    assert "--rank 33 is above the width of model.layers.0.self_attn.k_proj (32)" in one_error_line(capsys)
+    assert not out.exists()
+
+
+def test_a_layer_range_that_prunes_nothing_says_so(tmp_path, capsys):
+    from loram_core.testing.tiny import save_tiny_model
+
+    model = save_tiny_model(tmp_path / "six", layers=6)  # the default keeps the first 4 and last 2 dense: nothing left
+    (tmp_path / "data.txt").write_text("\n\n".join(f"the king said {i} words to the sea " * 20 for i in range(40)))
+    assert main(["prune", str(tmp_path / "run"), "--model", str(model), "--data", str(tmp_path / "data.txt"),
+                 "--ratio", "0.5", "--no-progress", "--json"]) == 0
+    err = capsys.readouterr().err
+    assert "pruner 'magnitude' at ratio 0.5 pruned nothing (layers 4:4 of 6); pass --layers START:END" in err
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["run", "--bogus"], "unrecognized arguments: --bogus (see 'loram --help')"),
+    (["run", "--schedule", "nope"], "loram run: argument --schedule: invalid choice: 'nope'"),
+    (["adapters", "rm"], "loram adapters rm: the following arguments are required: name"),
+])
+def test_a_bad_flag_is_one_line_not_the_usage(argv, expected, capsys):
+    assert main(argv) == 2
+    assert expected in one_error_line(capsys)

@@ -137,4 +137,6 @@ def test_sampling_is_seeded_and_settings_are_checked(home, capsys):
     assert cfg.do_sample and cfg.temperature == 1.5 and cfg.top_k == 0
     assert not generation_config(session, GenerationSettings()).do_sample
     assert main(["generate", "--model", str(model), "--prompt", PROMPT, "--temperature", "-1"]) == 2
-    assert "temperature must be >= 0" in error_line(capsys)
+    assert "temperature must be a number in [0.0, inf)" in error_line(capsys)
+    assert main(["generate", "--model", str(model), "--prompt", PROMPT, "--temperature", "nan"]) == 2
+    assert "temperature must be a number in [0.0, inf), got nan" in error_line(capsys)
