@@ -12,10 +12,10 @@ from typing import Iterable
 
 from loram_core import distributed, registry
 from loram_core.errors import LoramError
+from loram_core.lifecycle import stages as table
 from loram_core.lifecycle.resources import Resources
 from loram_core.lifecycle.rundir import RunDir
 from loram_core.lifecycle.settings import RunSettings
-from loram_core.lifecycle import stages as table
 
 
 def plugins_used(settings: RunSettings) -> dict:
@@ -32,37 +32,45 @@ def plugins_used(settings: RunSettings) -> dict:
     return used
 
 
+def _changed_settings(run: RunDir, settings: RunSettings):
+    """``changed(names) -> {name: (recorded, now)}`` against ``run.json`` (nothing changed in a new run)."""
+    before = run.read_settings() if run.run_json.is_file() else {}
+    now = settings.to_json()
+    return lambda names: {k: (before[k], now[k]) for k in names if k in before and before[k] != now[k]}
+
+
+def _describe(changes: dict) -> str:
+    return ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in changes.items())
+
+
 def check_upstream_unchanged(run: RunDir, settings: RunSettings, stages: Iterable[str]) -> None:
     """A stage command may change the settings of the stages it runs (they run again, and the later ones
     when asked for), never one a finished earlier stage read: that stage would not run again, and run.json
     would then disagree with its artifacts."""
-    if not run.run_json.is_file():
-        return
-    before, now = run.read_settings(), settings.to_json()
+    changed = _changed_settings(run, settings)
     for stage in table.upstream_of(stages):
         record = run.record(stage.name)
-        if record is None:
-            continue
-        changed = [k for k in stage.settings_read(record) if k in before and before[k] != now[k]]
-        if changed:
-            what = ", ".join(f"{k} {before[k]!r} -> {now[k]!r}" for k in changed)
-            raise LoramError(f"{run.root}: {what} would change what the finished {stage.name} stage read; run "
-                             f"'loram {stage.name} {run.root}' with it (and the later stages), or start a new run")
+        changes = changed(stage.settings_read(record)) if record is not None else {}
+        if changes:
+            raise LoramError(f"{run.root}: {_describe(changes)} would change what the finished {stage.name} stage "
+                             f"read; run 'loram {stage.name} {run.root}' with it (and the later stages), or start a "
+                             f"new run")
 
 
 def check_overwrite(run: RunDir, settings: RunSettings, stages: Iterable[str], overwrite: bool) -> None:
     """Settings that would make a finished stage run again replace what it wrote (its adapter, its registry
     record): only with ``overwrite`` (``--overwrite``, as Hugging Face's ``overwrite_output_dir``)."""
-    if overwrite or not run.run_json.is_file():
+    if overwrite:
         return
-    before, now = run.read_settings(), settings.to_json()
+    changed = _changed_settings(run, settings)
     for stage in table.stages_named(stages):
         record = run.record(stage.name)
-        changed = [k for k in stage.reads if k in before and before[k] != now[k]]
-        if record is not None and changed and stage.enabled(settings):
-            what = ", ".join(f"{k} {before[k]!r} -> {now[k]!r}" for k in changed)
-            raise LoramError(f"{run.root} holds a finished {stage.name} stage made with other settings ({what}); "
-                             f"pass --overwrite to run it again and replace what it wrote, or choose another --out")
+        # every setting the stage's key hashes: a changed one runs it again, replacing what it wrote
+        changes = changed(stage.reads) if record is not None and stage.enabled(settings) else {}
+        if changes:
+            raise LoramError(f"{run.root} holds a finished {stage.name} stage made with other settings "
+                             f"({_describe(changes)}); pass --overwrite to run it again and replace what it wrote, "
+                             f"or choose another --out")
 
 
 def check_rank_fits(settings: RunSettings, config) -> None:
