@@ -99,7 +99,8 @@ def run_grid(cells: list[Cell], out: Path, common: list[str], console: Console |
                 outcome = {"status": "done", "error": None, "skipped": True, "wall_s": recorded.get("wall_s")}
             else:
                 shared = share_prune(cell, cell_dir, cells, out, common)
-                console.log(f"cell {cell.name}: {cell.label}" + (f" (prune stage shared with {shared})" if shared else ""))
+                if progress:  # on a terminal; a pipe gets the results alone
+                    console.log(f"cell {cell.name}: {cell.label}" + (f" (prune stage shared with {shared})" if shared else ""))
                 outcome = run_cell(cell, cell_dir, common, shared)
             results.append({**cell.to_dict(), **outcome, "dir": str(cell_dir)})
             bar.advance(task)

@@ -69,6 +69,8 @@ def cmd_chat(args) -> int:
     from loram_core.infer.chat import chat_loop
 
     settings = _settings(args)
+    if sys.stdin is None or sys.stdin.closed:  # before the model loads: a closed stdin has no prompt to read
+        raise LoramError("loram chat reads prompts from stdin, and stdin is closed; use 'loram generate --prompt TEXT'")
     session, _ = open_session(args)
     chat_loop(session, settings)
     return 0

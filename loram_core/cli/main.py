@@ -52,7 +52,7 @@ def quiet_dependency_noise() -> None:
 # Every artifact is written to a temporary sibling first, so what finished before is whole.
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 NOT_ALLOWED = (errno.EACCES, errno.EPERM, errno.EROFS)
-WRONG_KIND = (errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG)
+WRONG_KIND = (errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG)
 
 
 def environment_error(exc: OSError) -> str | None:

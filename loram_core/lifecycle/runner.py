@@ -86,6 +86,15 @@ def check_rank_fits(settings: RunSettings, config) -> None:
                              f"must be at most the smallest dimension of the layers it adapts")
 
 
+def check_eval_window(settings: RunSettings, res: Resources) -> None:
+    """Perplexity needs one --eval-seq-len window of test text: found now, not after training."""
+    available = res.test_tokens.numel()
+    if available < settings.eval_seq_len:
+        raise LoramError(f"the test split of {settings.data} gives {available:,} evaluation tokens (at most "
+                         f"--eval-tokens {settings.eval_tokens:,}), fewer than one --eval-seq-len window of "
+                         f"{settings.eval_seq_len:,}; lower --eval-seq-len or give more text")
+
+
 def run_lifecycle(run_dir: str | Path, settings: RunSettings, stages: Iterable[str] | None = None, *,
                   progress: bool = True, log=None, overwrite: bool = False) -> dict | None:
     """Run ``stages`` (names of the stage table) on ``run_dir``; return the run report (None on the
@@ -102,6 +111,8 @@ def run_lifecycle(run_dir: str | Path, settings: RunSettings, stages: Iterable[s
     res.preflight(needs_data=any(stage.needs_data for stage in table.stages_named(stages)))
     if "train" in stages:
         check_rank_fits(settings, res.config)
+    if "eval" in stages:
+        check_eval_window(settings, res)
     with run.lock():
         return _run_stages(run, res, plugins, stages, log)
 

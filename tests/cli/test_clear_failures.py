@@ -126,3 +126,36 @@ def test_a_layer_range_that_prunes_nothing_says_so(tmp_path, capsys):
 def test_a_bad_flag_is_one_line_not_the_usage(argv, expected, capsys):
     assert main(argv) == 2
     assert expected in one_error_line(capsys)
+
+
+def test_chat_with_stdin_closed_is_one_line(inputs, monkeypatch, capsys):
+    import sys
+
+    model, _ = inputs
+    monkeypatch.setattr(sys, "stdin", None)  # what Python gives a process started with stdin closed
+    assert main(["chat", "--model", str(model)]) == 2
+    assert "stdin is closed; use 'loram generate --prompt TEXT'" in one_error_line(capsys)
+
+
+def test_an_evaluation_window_longer_than_the_test_text_is_refused_before_training(inputs, tmp_path, capsys):
+    model, data = inputs
+    out = tmp_path / "run"
+    flags = [f for f in FAST_FLAGS if f not in ("--eval-tokens", "1024")]
+    assert main(["run", "--model", str(model), "--data", str(data), "--out", str(out), *flags, "--eval-tokens", "100",
+                 "--eval-seq-len", "200"]) == 2
+    assert "fewer than one --eval-seq-len window of 200" in one_error_line(capsys)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["publish", "report", "bench"])
+def test_an_out_that_is_a_file_is_one_line(command, run, inputs, tmp_path, capsys):
+    model, data = inputs
+    target = tmp_path / "taken"
+    target.write_text("mine")
+    argv = {"publish": ["publish", str(run), str(target)],
+            "report": ["report", str(run), "--out", str(target), "--no-plots"],
+            "bench": ["bench", "--model", str(model), "--data", str(data), "--pruners", "random", "--out", str(target),
+                      "--no-baselines", "--no-plots", "--", *FAST_FLAGS]}[command]
+    assert main(argv) == 2
+    one_error_line(capsys)
+    assert target.read_text() == "mine"
