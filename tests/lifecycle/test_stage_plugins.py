@@ -3,13 +3,13 @@
 
 import json
 
-import attrs
 import torch
 from safetensors.torch import load_file
 
-from loram_core import hookimpl, plugins
+from loram_core import plugins
 from loram_core.checkpoint import load_weights
 from loram_core.cli.main import main
+from loram_core.testing.mask_pruner import MaskPlugin
 from loram_core.testing.tiny import FAST_FLAGS
 
 
@@ -36,35 +36,6 @@ def test_unknown_aligner_names_installed_ones(inputs, tmp_path, capsys):
     model, data = inputs
     assert main(["run", "--model", str(model), "--data", str(data), "--aligner", "cpt", "--out", str(tmp_path / "r")]) == 2
     assert "unknown aligner 'cpt' (installed: continual-pretrain, distill)" in capsys.readouterr().err
-
-
-@attrs.frozen
-class NoOptions:
-    pass
-
-
-@attrs.frozen
-class TwoFourPruner:
-    """2:4 masks by magnitude on two modules: the mask path of the lifecycle (shapes stay, identity recovery)."""
-
-    name: str = "two-four"
-    config_cls: type = NoOptions
-
-    def plan(self, model, config, context):
-        from loram_core.plan import MaskEntry, PrunePlan, PrunerInfo
-
-        entries = {}
-        for module in ("model.layers.1.self_attn.q_proj", "model.layers.2.mlp.down_proj"):
-            w = model.get_submodule(module).weight.detach().abs().view(-1, 4)
-            keep = w.argsort(-1, descending=True).argsort(-1) < 2
-            entries[module] = MaskEntry(mask=keep.view(model.get_submodule(module).weight.shape), pattern="2:4")
-        return PrunePlan(base=context.fingerprint, pruner=PrunerInfo(self.name, "0"), pattern="2:4", entries=entries)
-
-
-class MaskPlugin:
-    @hookimpl
-    def register_pruners(self, register):
-        register(TwoFourPruner())
 
 
 def test_mask_plan_runs_end_to_end_with_identity_recovery(inputs, tmp_path):

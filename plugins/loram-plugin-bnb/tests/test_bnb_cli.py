@@ -2,15 +2,15 @@
 
 import json
 
-import attrs
 import pytest
 import torch
 from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from loram_core import hookimpl, plugins
+from loram_core import plugins
 from loram_core.cli.main import main
+from loram_core.testing.mask_pruner import MaskPlugin
 from loram_core.testing.tiny import FAST_FLAGS
 
 IDS = torch.randint(0, 128, (2, 24), generator=torch.Generator().manual_seed(0))
@@ -56,35 +56,6 @@ def test_structured_plan_trains_in_nf4_and_merges_into_the_unquantized_original(
     torch.testing.assert_close(logits(merged), logits(unmerged), rtol=0, atol=1e-4)
     assert not torch.allclose(logits(merged), logits(AutoModelForCausalLM.from_pretrained(model_dir)))
     assert all(v > 1 for v in report["ppl"].values())
-
-
-@attrs.frozen
-class NoOptions:
-    pass
-
-
-@attrs.frozen
-class TwoFourPruner:
-    """2:4 magnitude masks on two modules: the mask path (shapes stay, identity recovery)."""
-
-    name: str = "two-four"
-    config_cls: type = NoOptions
-
-    def plan(self, model, config, context):
-        from loram_core.plan import MaskEntry, PrunePlan, PrunerInfo
-
-        entries = {}
-        for module in ("model.layers.1.self_attn.q_proj", "model.layers.2.mlp.down_proj"):
-            w = model.get_submodule(module).weight.detach().abs().view(-1, 4)
-            keep = w.argsort(-1, descending=True).argsort(-1) < 2
-            entries[module] = MaskEntry(mask=keep.view(model.get_submodule(module).weight.shape), pattern="2:4")
-        return PrunePlan(base=context.fingerprint, pruner=PrunerInfo(self.name, "0"), pattern="2:4", entries=entries)
-
-
-class MaskPlugin:
-    @hookimpl
-    def register_pruners(self, register):
-        register(TwoFourPruner())
 
 
 @pytest.fixture
