@@ -35,38 +35,48 @@ def _local_folder(model_path: str | os.PathLike) -> Path:
         raise LoramError(f"cannot find a local copy of '{model_path}' to stream weights from: {exc}") from None
 
 
-def _corrupt(file: Path, exc: BaseException) -> LoramError:
-    return LoramError(f"{file} is not a readable safetensors file (corrupt or truncated?): {exc}; "
-                      f"delete {Path(file).parent} and re-run the stage that wrote it")
+# A damaged file of a model the user gave is theirs to restore; only a file loram wrote may be rebuilt by a stage.
+USER_FILE_REMEDY = "this file was not written by loram: restore it from where the model came from"
 
 
-def _open(file: Path):
+def _corrupt(file: Path, exc: BaseException, remedy: str = USER_FILE_REMEDY) -> LoramError:
+    return LoramError(f"{file} is not a readable safetensors file (corrupt or truncated?): {exc}; {remedy}")
+
+
+def _open(file: Path, remedy: str = USER_FILE_REMEDY):
     if not Path(file).is_file():
-        raise LoramError(f"{file} is missing (named by the checkpoint's index)")
+        raise LoramError(f"{file} is missing (named by the checkpoint's index); {remedy}")
     try:
         return safe_open(file, framework="pt")
     except Exception as exc:  # noqa: BLE001 - SafetensorError, OSError
-        raise _corrupt(file, exc) from None
+        raise _corrupt(file, exc, remedy) from None
+
+
+def check_safetensors(file: str | os.PathLike, remedy: str = USER_FILE_REMEDY) -> Path:
+    """``file`` if it is a whole safetensors file (its header parses and covers the file's length), else one line."""
+    with _open(Path(file), remedy):
+        return Path(file)
 
 
 class CheckpointReader:
     """Which file holds each tensor, and reads on demand (always as a new CPU tensor)."""
 
-    def __init__(self, files: dict[str, Path]):
+    def __init__(self, files: dict[str, Path], remedy: str = USER_FILE_REMEDY):
         self.files = files
+        self.remedy = remedy  # what to do about a damaged file: restore the user's, rebuild loram's
 
     @classmethod
-    def open(cls, model_path: str | os.PathLike) -> CheckpointReader:
+    def open(cls, model_path: str | os.PathLike, remedy: str = USER_FILE_REMEDY) -> CheckpointReader:
         folder = _local_folder(model_path)
         if (folder / INDEX).is_file():
             try:
                 weight_map = json.loads((folder / INDEX).read_text())["weight_map"]
             except (ValueError, KeyError) as exc:
-                raise LoramError(f"{folder / INDEX} is not a valid safetensors index: {exc}") from None
-            return cls({name: folder / file for name, file in weight_map.items()})
+                raise LoramError(f"{folder / INDEX} is not a valid safetensors index: {exc}; {remedy}") from None
+            return cls({name: folder / file for name, file in weight_map.items()}, remedy)
         if (folder / SINGLE).is_file():
-            with _open(folder / SINGLE) as f:
-                return cls({name: folder / SINGLE for name in f.keys()})
+            with _open(folder / SINGLE, remedy) as f:
+                return cls({name: folder / SINGLE for name in f.keys()}, remedy)
         raise LoramError(f"{folder} has no safetensors weights ({SINGLE} or {INDEX}); layer streaming needs them")
 
     @property
@@ -84,12 +94,12 @@ class CheckpointReader:
             by_file.setdefault(self.files[name], []).append(name)
         out = {}
         for file, wanted in by_file.items():
-            with _open(file) as f:
+            with _open(file, self.remedy) as f:
                 for name in wanted:
                     try:
                         t = f.get_tensor(name)
                     except Exception as exc:  # noqa: BLE001 - safetensors' own error types
-                        raise _corrupt(file, exc) from None
+                        raise _corrupt(file, exc, self.remedy) from None
                     # In its stored dtype a tensor is a view that keeps its whole file mapped: copy it, or each
                     # tensor held (e.g. in a ShardWriter's buffer) pins its own mapping of a full shard.
                     out[name] = t if dtype is None else t.to(dtype) if t.dtype != dtype else t.clone()
@@ -152,7 +162,7 @@ class ShardWriter:
         (self.folder / INDEX).write_text(json.dumps(index, indent=2) + "\n")
 
 
-def load_weights(folder: str | os.PathLike) -> dict[str, torch.Tensor]:
+def load_weights(folder: str | os.PathLike, remedy: str = USER_FILE_REMEDY) -> dict[str, torch.Tensor]:
     """All tensors of a safetensors folder (single file or shards), as a state dict."""
-    reader = CheckpointReader.open(folder)
+    reader = CheckpointReader.open(folder, remedy)
     return reader.get_many(reader.names, dtype=None)

@@ -9,8 +9,9 @@ the main process only, and the others wait at a barrier before reading what it w
 from __future__ import annotations
 
 import os
-import sys
 from typing import Callable, TypeVar
+
+from loram_core.errors import warn
 
 T = TypeVar("T")
 
@@ -70,9 +71,9 @@ def warn_single_cpu_launch() -> None:
     1.x); the run would silently train on 1/N of the global batch. Say so, with the launcher that works."""
     asked = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes") and "MASTER_ADDR" in os.environ
     if asked and process_count() == 1:
-        print("loram: warning: accelerate started a single CPU process; for N CPU processes use the torchrun "
-              "launcher: 'accelerate launch --multi_gpu --num_processes N ...' (gloo when no GPU is visible), or "
-              "'torchrun --nproc_per_node N -m loram_core.cli ...'", file=sys.stderr)
+        warn("accelerate started a single CPU process; for N CPU processes use the torchrun launcher: "
+             "'accelerate launch --multi_gpu --num_processes N ...' (gloo when no GPU is visible), or "
+             "'torchrun --nproc_per_node N -m loram_core.cli ...'")
 
 
 def run_stage(fn: Callable[..., T], *args, collective: bool, device: str = "auto") -> T | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import sys
 
 
 class LoramError(Exception):
@@ -29,3 +30,8 @@ class PlanError(LoramError):
 
 class AdapterError(LoramError):
     """An adapter that does not fit the model or plan."""
+
+
+def warn(message: str) -> None:
+    """A warning for the user: one line on stderr, never wrapped at a console width (logs and pipes grep it)."""
+    print(f"loram: warning: {message}", file=sys.stderr, flush=True)

@@ -9,6 +9,7 @@ import sys
 import pluggy
 
 from loram_core import hookspecs
+from loram_core.errors import warn
 
 ENTRY_POINT_GROUP = "loram"
 
@@ -37,7 +38,7 @@ broken: dict[str, str] = {}
 def _warn(name: str, exc: BaseException) -> None:
     reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
     if name not in broken:
-        print(f"loram: warning: plugin '{name}' failed to load and is skipped ({reason})", file=sys.stderr)
+        warn(f"plugin '{name}' failed to load and is skipped ({reason})")
     broken[name] = reason
 
 

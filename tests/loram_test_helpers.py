@@ -60,6 +60,15 @@ def error_line(capsys) -> str:
     return lines[0]
 
 
+def tree_hashes(root) -> dict[str, str]:
+    """Every file under ``root`` by relative path, with its sha256: equal before and after means untouched.
+    A run directory's ``.loram.lock`` is left out: it names the last process that held the run, by design."""
+    import hashlib
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(Path(root).rglob("*")) if p.is_file() and p.name != ".loram.lock"}
+
+
 def external_adapter(folder, seed, **tiny):
     """A PEFT LoRA adapter for a tiny model, with random (non-zero) B so it changes the outputs."""
     base = tiny_llama(0, **tiny)

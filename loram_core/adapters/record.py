@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -43,10 +44,14 @@ class AdapterRecord:
         return Path(self.adapter_path) / WEIGHTS
 
     def status(self) -> str:
-        """``ok``, ``missing`` (the weights file is gone) or ``changed`` (its content differs from the record)."""
+        """``ok``; ``missing`` (the weights file is gone); ``changed`` (its content differs from the record);
+        ``diverged`` (its recorded perplexity on the original is not finite: the training blew up)."""
         if not self.weights.is_file():
             return "missing"
-        return "ok" if file_hash(self.weights) == self.content_hash else "changed"
+        if file_hash(self.weights) != self.content_hash:
+            return "changed"
+        ppl = (self.metrics.get("ppl") or {}).get("loram")
+        return "diverged" if isinstance(ppl, float) and not math.isfinite(ppl) else "ok"
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)

@@ -7,7 +7,7 @@ from pathlib import Path
 from loram_core.adapters.record import CONFIG, SIDECAR, WEIGHTS, AdapterRecord, metrics_from_report, record_external, record_from_run
 from loram_core.adapters.shapes import check_adapter_fits
 from loram_core.adapters.store import AdapterStore
-from loram_core.errors import LoramError
+from loram_core.errors import LoramError, warn
 from loram_core.lifecycle.rundir import file_hash
 from loram_core.plan.fingerprint import ModelFingerprint
 
@@ -118,8 +118,3 @@ def describe(fp: ModelFingerprint) -> str:
     return (f"{fp.name_or_path or '?'} ({fp.architecture}, config {fp.config_hash}, "
             f"{fp.num_parameters:,} parameters)")
 
-
-def warn(message: str) -> None:
-    from rich.console import Console
-
-    Console(stderr=True).print(f"[yellow]loram: warning:[/yellow] {message}", highlight=False)

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loram_core.atomic import write_bytes, write_json
+from loram_core.cli.terminal import wants_progress
 from loram_core.errors import LoramError
 from loram_core.lifecycle.settings import RunSettings
 
@@ -60,7 +61,7 @@ def cmd_bench(args) -> int:
                        baselines=not args.no_baselines)
     common = ["--model", args.model, "--data", args.data, *[a for a in args.run_args if a != "--"]]
     out = Path(args.out)
-    run_grid(cells, out, common, progress=not args.no_progress and sys.stderr.isatty())
+    run_grid(cells, out, common, progress=wants_progress(args.no_progress))
     rows = collect([out])
     write_results(rows, out, f"{args.model} + {args.data}", plots=not args.no_plots)
     if args.json:

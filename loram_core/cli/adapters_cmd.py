@@ -73,7 +73,8 @@ def cmd_show(args) -> int:
     table.add_column("value", overflow="fold")
     b = record.base
     warn = {"ok": "ok", "missing": "[red]MISSING: the weights file is gone[/red]",
-            "changed": "[red]CHANGED: the weights file no longer matches the recorded hash[/red]"}[status]
+            "changed": "[red]CHANGED: the weights file no longer matches the recorded hash[/red]",
+            "diverged": "[red]DIVERGED: its perplexity on the original is not finite[/red]"}[status]
     rows = [
         ("status", warn), ("source", record.source), ("path", record.adapter_path),
         ("content hash", record.content_hash), ("original model", b.name_or_path),

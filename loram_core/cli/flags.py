@@ -40,14 +40,22 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     for field in attrs.fields(RunSettings):
         meta = field.metadata
         group = groups.get(meta["group"]) or groups.setdefault(meta["group"], p.add_argument_group(meta["group"]))
-        kwargs: dict[str, Any] = {"dest": field.name, "default": S, "help": _help(field)}
-        if meta["kind"] == "bool":
-            kwargs["action"] = "store_false" if RunSettings.default(field.name) else "store_true"
-        else:
-            kwargs.update(type=PARSERS.get(meta["kind"], str), metavar=meta["metavar"], choices=meta["choices"])
-            if meta["kind"] == "options":
-                kwargs["action"] = "append"
-        group.add_argument(flag_name(field), **kwargs)
+        add_setting_flag(group, field.name)
+
+
+def add_setting_flag(p, name: str, default: Any = S) -> None:
+    """The flag of one RunSettings field, for a command that takes a few settings (``loram estimate``).
+    ``default`` SUPPRESS: an absent flag leaves the attribute unset, so a recipe or run.json decides."""
+    field = attrs.fields_dict(RunSettings)[name]
+    meta = field.metadata
+    kwargs: dict[str, Any] = {"dest": field.name, "default": default, "help": _help(field)}
+    if meta["kind"] == "bool":
+        kwargs["action"] = "store_false" if RunSettings.default(field.name) else "store_true"
+    else:
+        kwargs.update(type=PARSERS.get(meta["kind"], str), metavar=meta["metavar"], choices=meta["choices"])
+        if meta["kind"] == "options":
+            kwargs["action"] = "append"
+    p.add_argument(flag_name(field), **kwargs)
 
 
 def _option_value(text: str) -> Any:

@@ -7,6 +7,7 @@ import sys
 
 from rich.console import Console
 
+from loram_core.cli.terminal import status_console, wants_progress
 from loram_core.errors import LoramError
 
 
@@ -30,7 +31,7 @@ def open_session(args):
     model = args.model or (records[0].base.name_or_path if records else None)
     if not model:
         raise LoramError("name the original model with --model (or give an --adapter, whose original is recorded)")
-    err = Console(stderr=True, log_path=False)
+    err = status_console(wants_progress())
     err.log(f"loading {model}")
     session = InferenceSession(model, trust_remote_code=args.trust_remote_code)
     for record in records:
@@ -47,7 +48,7 @@ def cmd_generate(args) -> int:
     settings = _settings(args)
     session, records = open_session(args)
     labels = ([None] if args.compare_original or not records else []) + [r.name for r in records]
-    out, err = Console(), Console(stderr=True, log_path=False)
+    out, err = Console(), status_console(wants_progress())
     results = []
     for label in labels:
         session.use(label)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from rich.console import Console
 
 from loram_core import distributed
 from loram_core.cli.flags import add_run_flags, resolve_settings
+from loram_core.cli.terminal import status_console, wants_progress
 from loram_core.errors import LoramError
 from loram_core.lifecycle.resources import Resources
 from loram_core.lifecycle.rundir import RunDir
@@ -26,14 +26,8 @@ def do_stages(run_dir: Path, args, stages: tuple[str, ...], *, inherit: bool) ->
     if inherit and stages[0] != "prune" and not run.run_json.is_file():
         raise LoramError(f"{run.root} is not a run directory (no run.json); start with 'loram run' or 'loram prune'")
     settings = resolve_settings(args, run.root, inherit=inherit)
-    # accelerate launch: the main process logs; log_path off: a user reads "stage train", not our file:line
-    err = Console(stderr=True, quiet=not distributed.is_main_process(), log_path=False)
-    # progress bars on a terminal only: a pipe or a log file gets the report and nothing else
-    progress = not args.no_progress and sys.stderr.isatty()
-    if not progress:
-        import transformers
-
-        transformers.utils.logging.disable_progress_bar()
+    progress = wants_progress(args.no_progress)
+    err = status_console(progress and distributed.is_main_process())  # accelerate launch: the main process logs
     report = run_lifecycle(run.root, settings, stages, progress=progress, overwrite=args.overwrite,
                            log=(lambda name: err.log(f"[bold]stage {name}[/bold]")) if progress else None)
     if report is None:  # not the main process

@@ -29,14 +29,14 @@ def parse_bytes(text: str) -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
-def load_any_config(spec: str):
+def load_any_config(spec: str, trust_remote_code: bool = False):
     """A config.json path, a folder holding one, a built-in alias or an HF id in the local cache."""
     from loram_core.models.loading import config_from_file, load_config
 
     path = Path(spec).expanduser()
     if path.is_file() or (path.is_dir() and (path / "config.json").is_file()):
-        return config_from_file(path)
-    return load_config(spec)
+        return config_from_file(path, trust_remote_code=trust_remote_code)
+    return load_config(spec, trust_remote_code=trust_remote_code)
 
 
 def _ratios(text: str | None) -> tuple[float, ...]:
@@ -104,7 +104,7 @@ def cmd_estimate(args) -> int:
     from loram_core.cli.flags import parse_options
 
     plugins.load_plugins()
-    config = load_any_config(args.model)
+    config = load_any_config(args.model, trust_remote_code=args.trust_remote_code)
     options = parse_options(args.pruner_options or [], "--pruner-opt")
     dtype_bytes = {"fp32": 4, "bf16": 2, "fp16": 2}[args.dtype]
     if args.loss_chunk < 0:
@@ -159,5 +159,8 @@ def add_command(cli) -> None:
                    help="estimate as `loram run --gradient-checkpointing` trains: layer inputs kept, layers recomputed")
     p.add_argument("--loss-chunk", type=int, default=0, metavar="N",
                    help="estimate as `loram run --loss-chunk N` trains: logits for N positions at a time")
+    from loram_core.cli.flags import add_setting_flag
+
+    add_setting_flag(p, "trust_remote_code", default=False)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_estimate)

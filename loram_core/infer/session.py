@@ -8,8 +8,8 @@ from typing import Iterator
 import torch
 
 from loram_core.adapters.record import AdapterRecord
-from loram_core.adapters.register import describe, warn
-from loram_core.errors import AdapterError, LoramError
+from loram_core.adapters.register import describe
+from loram_core.errors import AdapterError, LoramError, warn
 from loram_core.plan.fingerprint import ModelFingerprint
 
 ORIGINAL = "original"  # what output and `/use` call the model with no adapter
@@ -28,17 +28,29 @@ class InferenceSession:
         self.peft = None  # the PeftModel wrapping self.model once an adapter is attached
         self.adapters: dict[str, str] = {}  # registry name -> PEFT adapter name
         self.active: str | None = None  # None: the original model, adapters disabled
+        self.checked: set[str] = set()  # registry names already checked (a warning is said once)
 
     def check(self, record: AdapterRecord) -> None:
-        """Refuse an adapter made for another model, or whose files are gone."""
+        """Refuse an adapter made for another model, or whose files are gone or damaged."""
+        if record.name in self.checked:
+            return
         if not record.base.matches(self.fingerprint):
             raise AdapterError(f"adapter '{record.name}' was made for {describe(record.base)}, but the loaded model "
                                f"is {describe(self.fingerprint)}: refusing to attach it")
         status = record.status()
         if status == "missing":
             raise AdapterError(f"adapter '{record.name}': {record.weights} is gone; 'loram adapters rm {record.name}'")
+        from loram_core.checkpoint import check_safetensors
+
+        rebuild = (f"delete {record.adapter_path} and re-run 'loram recover {record.run_dir}'"
+                   if record.source == "run" and record.run_dir
+                   else f"register a good copy again with 'loram adapters add PATH --name {record.name} --rename'")
+        check_safetensors(record.weights, f"adapter '{record.name}' cannot be loaded; {rebuild}")
         if status == "changed":
             warn(f"adapter '{record.name}': {record.weights} changed since it was registered; its provenance may be stale")
+        if status == "diverged":
+            warn(f"adapter '{record.name}' diverged in training (its perplexity on the original is not finite)")
+        self.checked.add(record.name)
 
     def attach(self, record: AdapterRecord) -> None:
         from peft import PeftModel

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gc
+import math
 
 from loram_core.adapters.files import WEIGHTS
+from loram_core.errors import warn
 from loram_core.lifecycle.pruned_folder import META, load_pruned_model
 from loram_core.lifecycle.quantize import quantize_pruned
 from loram_core.lifecycle.resources import Resources
@@ -36,13 +38,19 @@ def run_eval(run: RunDir, res: Resources) -> dict:
         pruned = placement.place(pruned, cast=False)  # in its dtype already (or the quantizer's)
         rows["pruned"] = ppl(pruned)
         if (run.adapter_pruned / WEIGHTS).is_file():
+            run.readable(run.adapter_pruned / WEIGHTS, "train")
             rows["pruned_lora"] = ppl(PeftModel.from_pretrained(pruned, str(run.adapter_pruned)))
         del pruned
         gc.collect()
     original = placement.place(res.original_model(dtype=placement.dtype), cast=False)
     rows["original"] = ppl(original)
     if (run.adapter / WEIGHTS).is_file():
+        run.readable(run.adapter / WEIGHTS, "recover")
         rows["loram"] = ppl(PeftModel.from_pretrained(original, str(run.adapter)))
+    overflowed = [f"{name} {value}" for name, value in rows.items() if not math.isfinite(value)]
+    if overflowed:
+        warn(f"perplexity not finite ({', '.join(overflowed)}): the model's predictions overflow (diverged training, "
+             f"or a dtype too narrow for it); a recovered adapter with it is registered as 'diverged'")
     n_tokens = (tokens.numel() // s.eval_seq_len) * (s.eval_seq_len - 1)
     return run.finish(
         "eval",

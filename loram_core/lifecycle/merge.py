@@ -19,6 +19,7 @@ def run_merge(run: RunDir, res: Resources) -> dict:
     done = run.done("merge", key, run.merged / "config.json")
     if done:
         return done
+    run.readable(run.adapter / WEIGHTS, "recover")
     model = PeftModel.from_pretrained(res.original_model(), str(run.adapter))
     merged = model.merge_and_unload(progressbar=res.progress)
     with atomic_dir(run.merged) as tmp:

@@ -11,6 +11,7 @@ from loram_core.arch import adapter_for
 from loram_core.atomic import atomic_dir
 from loram_core.checkpoint import CheckpointReader
 from loram_core.configs import build_config
+from loram_core.errors import warn
 from loram_core.lifecycle.pruned_folder import META, finish_folder, save_pruned_model_weights, stream_pruned_weights
 from loram_core.lifecycle.resources import Resources
 from loram_core.lifecycle.rundir import RunDir, stage_key
@@ -25,8 +26,8 @@ from loram_core.prune_context import PruneContext
 
 
 
-def pruner_config(pruner, settings):
-    """The pruner's attrs config from the run's ratio/layers and its free-form options."""
+def pruner_config(pruner, settings, say=warn):
+    """The pruner's attrs config from the run's ratio/layers and its free-form options (``say``: warnings)."""
     fields = {f.name for f in attrs.fields(pruner.config_cls)}
     options = dict(settings.pruner_options)
     if "ratio" in fields:
@@ -35,9 +36,7 @@ def pruner_config(pruner, settings):
         if "layers" in fields:
             options.setdefault("layers", settings.layers)
         else:  # e.g. `none` in a bench grid whose cells share --layers: nothing to restrict, say so and go on
-            import sys
-
-            print(f"loram: warning: pruner '{pruner.name}' takes no layer range; --layers ignored", file=sys.stderr)
+            say(f"pruner '{pruner.name}' takes no layer range; --layers ignored")
     return build_config(pruner.config_cls, options, owner=f"pruner '{pruner.name}'")
 
 
@@ -90,12 +89,10 @@ def run_prune(run: RunDir, res: Resources, console=None) -> dict:
     plan = pruner.plan(model, cfg, context)
     validate_plan(plan, res.config)
     if not plan.entries and getattr(cfg, "ratio", 0):
-        import sys
-
         layers = plan.pruner.params.get("layers")
-        print(f"loram: warning: pruner '{pruner.name}' at ratio {cfg.ratio} pruned nothing"
-              + (f" (layers {layers[0]}:{layers[1]} of {res.config.num_hidden_layers})" if layers else "")
-              + "; pass --layers START:END to choose the decoder layers to prune", file=sys.stderr)
+        warn(f"pruner '{pruner.name}' at ratio {cfg.ratio} pruned nothing"
+             + (f" (layers {layers[0]}:{layers[1]} of {res.config.num_hidden_layers})" if layers else "")
+             + "; pass --layers START:END to choose the decoder layers to prune")
     with atomic_dir(run.plan) as tmp:
         save_plan(plan, tmp)
     digest = plan_hash(plan)

@@ -69,8 +69,8 @@ def stream_pruned_weights(reader: CheckpointReader, plan: PrunePlan, parameter_n
     return written
 
 
-def load_pruned_weights(folder: Path):
-    return load_weights(folder)
+def load_pruned_weights(folder: Path, remedy: str = "delete it and re-run the stage that wrote it"):
+    return load_weights(folder, remedy)
 
 
 def load_pruned_model(run, res, dtype=None):
@@ -86,5 +86,5 @@ def load_pruned_model(run, res, dtype=None):
     if read_meta(run.pruned).get("plan_hash") != plan_hash(plan):
         raise PlanError(f"{run.pruned} was written for another plan than {run.plan}; re-run 'loram prune'")
     validate_plan(plan, res.config)  # the original named now must be the one the plan was made for
-    state = load_pruned_weights(run.pruned)
+    state = load_pruned_weights(run.pruned, f"delete {run.pruned} and re-run 'loram prune {run.root}'")
     return materialize_pruned(res.config, plan, state, dtype or torch.float32), plan

@@ -42,7 +42,7 @@ def weights_digest(model_path: str) -> str:
     reader = CheckpointReader.open(model_path)
     h = hashlib.sha256()
     with contextlib.ExitStack() as stack:  # each shard opened once
-        handles = {file: stack.enter_context(_open(file)) for file in set(reader.files.values())}
+        handles = {file: stack.enter_context(_open(file, reader.remedy)) for file in set(reader.files.values())}
         for name in sorted(reader.files):
             part = handles[reader.files[name]].get_slice(name)
             shape = list(part.get_shape())

@@ -24,7 +24,7 @@ def run_recover(run: RunDir, res: Resources) -> dict:
     source = run.adapter_pruned / WEIGHTS
     if not source.is_file():
         raise AdapterError(f"no trained adapter at {run.adapter_pruned}; run 'loram train {run.root}' first")
-    source_hash = file_hash(source)
+    source_hash = file_hash(run.readable(source, "train"))
     key = stage_key("recover", source_hash, (run.record("prune") or {}).get("key"), s.recoverer, s.seed)
     done = run.done("recover", key, run.adapter / WEIGHTS)
     if done:

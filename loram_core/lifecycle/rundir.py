@@ -93,8 +93,17 @@ class RunDir:
         """The stage's record if it finished with the same inputs and its outputs are all there."""
         rec = self.record(stage)
         if rec and rec.get("key") == key and all(Path(o).exists() for o in outputs):
+            for output in outputs:
+                if Path(output).suffix == ".safetensors":
+                    self.readable(output, stage)  # a damaged output is never taken as finished work
             return rec
         return None
+
+    def readable(self, file: Path, stage: str) -> Path:
+        """``file``, written by ``stage`` into this run, if it is whole; else one line naming how to rebuild it."""
+        from loram_core.checkpoint import check_safetensors
+
+        return check_safetensors(file, f"delete {Path(file).parent} and re-run 'loram {stage} {self.root}'")
 
     def forget(self, stage: str) -> None:
         """Drop a stage's record (its inputs changed upstream): the stage runs again when next asked for."""

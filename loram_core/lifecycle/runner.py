@@ -32,6 +32,20 @@ def plugins_used(settings: RunSettings) -> dict:
     return used
 
 
+def check_plugin_options(settings: RunSettings, plugins: dict) -> None:
+    """Each plugin's options are type-checked like flags now (``--pruner-opt attention=maybe``), before the run
+    directory is touched, not when its stage starts."""
+    from loram_core.configs import build_config
+    from loram_core.lifecycle.prune import pruner_config
+
+    for kind, used in plugins.items():
+        plugin = registry.get(kind, used["name"])
+        if kind == "pruner":
+            pruner_config(plugin, settings, say=lambda _message: None)  # the prune stage says it
+        elif kind in ("quantizer", "aligner"):
+            build_config(plugin.config_cls, dict(getattr(settings, f"{kind}_options")), owner=f"{kind} '{used['name']}'")
+
+
 def _changed_settings(run: RunDir, settings: RunSettings):
     """``changed(names) -> {name: (recorded, now)}`` against ``run.json`` (nothing changed in a new run)."""
     before = run.read_settings() if run.run_json.is_file() else {}
@@ -105,6 +119,7 @@ def run_lifecycle(run_dir: str | Path, settings: RunSettings, stages: Iterable[s
     run.check_schema()
     stages = tuple(stages) if stages is not None else tuple(row.name for row in table.STAGES)
     plugins = plugins_used(settings)  # an unknown plugin name is the more useful message: first
+    check_plugin_options(settings, plugins)
     check_upstream_unchanged(run, settings, stages)
     check_overwrite(run, settings, stages, overwrite)
     res = Resources(settings, progress=progress)

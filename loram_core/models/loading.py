@@ -99,6 +99,8 @@ def load_model(spec: str | Path, dtype: torch.dtype = torch.float32, trust_remot
         model = AutoModelForCausalLM.from_pretrained(
             resolved, dtype=dtype, trust_remote_code=trust_remote_code
         )
+    except ValueError as exc:
+        raise _remote_code_refused(resolved, exc) or exc
     except OSError as exc:  # missing weights, or a hub id that cannot be fetched offline
         raise LoramError(f"cannot load model '{resolved}': {_first_line(exc)}") from exc
     return model.eval()
@@ -114,10 +116,19 @@ def load_tokenizer(spec: str | Path, trust_remote_code: bool = False):
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolved, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, TypeError) as exc:
-        raise LoramError(f"cannot load a tokenizer from '{resolved}': {_first_line(exc)}") from exc
+        raise _remote_code_refused(resolved, exc) or LoramError(
+            f"cannot load a tokenizer from '{resolved}': {_first_line(exc)}") from exc
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+def _remote_code_refused(resolved, exc: BaseException) -> LoramError | None:
+    """transformers' refusal to run a folder's own code (trust_remote_code off), as loram's flag names it."""
+    if "custom code" in str(exc) and "trust_remote_code" in str(exc):
+        return LoramError(f"'{resolved}' holds its own model code (an auto_map in its config); loram runs a model's "
+                          f"code only when you pass --trust-remote-code (read the code first)")
+    return None
 
 
 def _flat(exc: BaseException) -> str:
@@ -134,10 +145,11 @@ def load_config(spec: str | Path, trust_remote_code: bool = False):
     try:
         return AutoConfig.from_pretrained(resolved, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, TypeError, StrictDataclassError) as exc:  # TypeError, Strict...: a value of the wrong type
-        raise LoramError(f"cannot load the config of '{resolved}': {_flat(exc)}; fix its config.json") from exc
+        raise _remote_code_refused(resolved, exc) or LoramError(
+            f"cannot load the config of '{resolved}': {_flat(exc)}; fix its config.json") from exc
 
 
-def config_from_file(path: str | Path):
+def config_from_file(path: str | Path, trust_remote_code: bool = False):
     """A config from a ``config.json`` path (or the folder holding one), without any weights."""
     from transformers import AutoConfig
 
@@ -147,9 +159,10 @@ def config_from_file(path: str | Path):
     if not path.is_file():
         raise LoramError(f"config file {path} does not exist")
     try:
-        return AutoConfig.from_pretrained(path)
-    except (OSError, ValueError) as exc:
-        raise LoramError(f"cannot read config {path}: {_first_line(exc)}") from exc
+        return AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, TypeError) as exc:
+        raise _remote_code_refused(path.parent, exc) or LoramError(
+            f"cannot read config {path}: {_first_line(exc)}") from exc
 
 
 def _first_line(exc: BaseException) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ import attrs
 import torch
 
 from loram_core import memory
-from loram_core.errors import LoramError
+from loram_core.errors import LoramError, warn
 from loram_core.train import checkpoints
 from loram_core.train.adapter_files import read_adapter, save_adapter, write_adapter
 from loram_core.train.batches import log_starts, rank_rows, seed_of, step_starts, windows
@@ -144,8 +144,7 @@ def train_lora(
     start, losses, resumed_from = 0, [], None
     if checkpoint_dir is not None and sharded:
         if accelerator.is_main_process:
-            print("loram: warning: no training checkpoints under FSDP/DeepSpeed (sharded optimizer state); "
-                  "an interrupted run starts over", file=sys.stderr)
+            warn("no training checkpoints under FSDP/DeepSpeed (sharded optimizer state); an interrupted run starts over")
         checkpoint_dir = None
     if checkpoint_dir is not None:
         checkpoint_dir = Path(checkpoint_dir)
@@ -192,6 +191,11 @@ def train_lora(
                     step_loss += accelerator.reduce(loss.detach(), "mean").item() / cfg.grad_accum
                 losses.append(step_loss)
                 done = step + 1
+                if not math.isfinite(step_loss):  # the same on every process: the loss is reduced
+                    raise LoramError(
+                        f"training diverged: the loss at step {done} is {step_loss}; lower --lr (now {cfg.lr:g}), "
+                        f"keep --max-grad-norm above 0 (now {cfg.max_grad_norm:g}) or train in float32, and re-run "
+                        f"with --overwrite; no adapter was written")
                 elapsed = time.perf_counter() - t0
                 tps = (done - start) * tokens_per_step / elapsed if elapsed > 0 else 0.0
                 bar.update(task, completed=done, loss=f"{step_loss:.4f}", tps=f"{tps:,.0f}")

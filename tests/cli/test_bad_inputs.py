@@ -1,10 +1,9 @@
-"""Every bad input gets exit code 2 and one line naming the problem (no traceback); docs/reliability.md is this
-table. Regenerate it with ``LORAM_WRITE_DOCS=1 python -m pytest tests/cli/test_bad_inputs.py``."""
+"""Every bad input gets exit code 2 and one line naming the problem (no traceback): the rows of
+docs/reliability.md's "Bad input" table (``one_line`` in tests/conftest.py checks them against the doc)."""
 
 import errno
 import glob
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,6 @@ from safetensors.torch import load_file, save_file
 
 from loram_core.cli.main import main
 from loram_core.testing.tiny import save_tiny_model, write_tiny_inputs
-from loram_test_helpers import REPO
-
-DOC = REPO / "docs" / "reliability.md"
 FAST = ["--steps", "2", "--batch-size", "2", "--seq-len", "32", "--eval-seq-len", "64", "--eval-tokens", "256",
         "--no-progress"]
 
@@ -170,45 +166,16 @@ CASES = [
     ("recipe with an unknown key", case_recipe_unknown_key, "unknown key(s) ratoi"),
     ("out of disk while writing", case_out_of_disk, "no space left on the device"),
 ]
-SEEN: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("what, make_argv, expected", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_is_one_clear_line_and_exit_code_2(world, what, make_argv, expected, capsys, monkeypatch, request):
+def test_bad_input_is_one_clear_line_and_exit_code_2(world, what, make_argv, expected, one_line, monkeypatch, request):
     root, base = world
     wanted = make_argv.__code__.co_varnames
     kwargs = {k: v for k, v in (("monkeypatch", monkeypatch), ("request", request)) if k in wanted}
-    argv = make_argv(root, base, **kwargs)
-    capsys.readouterr()
-    assert main(argv) == 2
-    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("loram:")]
-    assert len(err) == 1 and err[0].startswith("loram: error: "), err
-    assert expected in err[0] and "Traceback" not in err[0]
-    SEEN[what] = err[0].replace(str(root), "<tmp>")
+    message = one_line(make_argv(root, base, **kwargs), what)
+    assert message.startswith("loram: error: ") and expected in message
     if what == "out of disk while writing":
         assert not (root / "disk-full" / "pruned").exists()
         assert (root / "disk-full" / "plan" / "plan.json").is_file()  # written before the failure: whole
         assert not [p for p in (root / "disk-full").iterdir() if p.name.endswith(".tmp")]
-
-
-def render() -> str:
-    rows = ["# Bad input: what a user sees", "",
-            "Every row is produced by `tests/cli/test_bad_inputs.py` (regenerate: "
-            "`LORAM_WRITE_DOCS=1 .venv/bin/python -m pytest tests/cli/test_bad_inputs.py`). Exit code 2 on every row; one line on stderr, no traceback "
-            "(`--debug` shows it). `<tmp>` stands for the test's temporary folder.", "",
-            "| bad input | exit code | message |", "|---|---|---|"]
-    for what, _, _ in CASES:
-        msg = SEEN.get(what, "(not run)").replace("|", "\\|")
-        rows.append(f"| {what} | 2 | `{msg}` |")
-    return "\n".join(rows) + "\n"
-
-
-def test_reliability_doc_lists_every_case_as_the_tests_saw_it():
-    if len(SEEN) != len(CASES):
-        pytest.skip("run together with the cases above")  # e.g. when one case is selected with -k
-    text = render()
-    if os.environ.get("LORAM_WRITE_DOCS"):
-        old = DOC.read_text() if DOC.is_file() else ""
-        rest = old[old.index("\n## "):] if "\n## " in old else ""  # the hand-written sections below the table
-        DOC.write_text(text + rest)
-    assert DOC.read_text().startswith(text), "docs/reliability.md is stale: LORAM_WRITE_DOCS=1 regenerates it"

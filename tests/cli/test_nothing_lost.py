@@ -1,26 +1,21 @@
-"""Nothing lost: a command never deletes or replaces a file loram did not write (issue cases 1-3).
+"""Nothing lost: a command never deletes or replaces a file loram did not write, never rewrites a run's records,
+and never shares a run directory with another process (issue cases 1-6).
 
-Each case asserts the exit code, the one-line message, and that every file that existed before is
-byte-identical afterwards (the whole tree hashed before and after)."""
+Each case asserts the exit code and the one line (``one_line``: a row of docs/reliability.md), and that every file
+that existed before is byte-identical afterwards (the whole tree hashed before and after)."""
 
-import hashlib
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
 from loram_core.cli.main import main
 from loram_core.testing.tiny import FAST_FLAGS
-
-
-def tree(root):
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def one_error_line(capsys) -> str:
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
+from loram_test_helpers import tree_hashes as tree
 
 
 @pytest.fixture(scope="module")
@@ -37,13 +32,13 @@ def run(inputs, tmp_path_factory):
     home.undo()
 
 
-def test_export_force_never_replaces_a_folder_it_did_not_write(run, tmp_path, capsys):
+def test_export_force_never_replaces_a_folder_it_did_not_write(run, tmp_path, one_line):
     important = tmp_path / "sb" / "important"
     important.mkdir(parents=True)
     (important / "notes.txt").write_text("x")
     before = tree(tmp_path)
-    assert main(["adapters", "export", "base", str(important), "--force"]) == 2
-    assert "not a folder 'loram adapters export' wrote" in one_error_line(capsys)
+    message = one_line(["adapters", "export", "base", important, "--force"], "`adapters export --force` onto a user's folder")
+    assert "not a folder 'loram adapters export' wrote" in message
     assert tree(tmp_path) == before
     # --force does replace an earlier export
     exported = tmp_path / "export"
@@ -53,23 +48,21 @@ def test_export_force_never_replaces_a_folder_it_did_not_write(run, tmp_path, ca
     assert json.loads((exported / "adapter_config.json").read_text())["peft_type"] == "LORA"
 
 
-def test_run_refuses_an_existing_folder_that_is_not_a_run_directory(inputs, tmp_path, capsys, monkeypatch):
+def test_run_refuses_an_existing_folder_that_is_not_a_run_directory(inputs, tmp_path, one_line, monkeypatch):
     model, data = inputs
     user = tmp_path / "sb" / "u"
     (user / "merged").mkdir(parents=True)
     (user / "merged" / "thesis.txt").write_text("t")
-    before = tree(tmp_path)
-    flags = ["--model", str(model), "--data", str(data), *FAST_FLAGS]
-    assert main(["run", *flags, "--out", str(user)]) == 2
-    assert "is not a loram run directory" in one_error_line(capsys)
-    monkeypatch.chdir(tmp_path)
-    assert main(["run", *flags, "--out", ""]) == 2
-    assert "not the current folder" in one_error_line(capsys)
+    flags = ["--model", model, "--data", data, *FAST_FLAGS]
     file_out = tmp_path / "sb" / "file"
     file_out.write_text("mine")
     before = tree(tmp_path)
-    assert main(["run", *flags, "--out", str(file_out)]) == 2
-    assert "is a file" in one_error_line(capsys)
+    message = one_line(["run", *flags, "--out", user], "`--out` an existing folder that is not a run directory")
+    assert "is not a loram run directory" in message
+    message = one_line(["run", *flags, "--out", file_out], "`--out` a file")
+    assert "is a file" in message
+    monkeypatch.chdir(tmp_path)
+    assert "not the current folder" in one_line(["run", *flags, "--out", ""], '`--out ""`')
     assert tree(tmp_path) == before
 
 
@@ -100,28 +93,29 @@ def test_rm_delete_files_deletes_only_what_loram_wrote(run, inputs, tmp_path, ca
     assert tree(external) == before
 
 
-def test_a_stage_flag_that_contradicts_a_finished_upstream_stage_is_refused(run, tmp_path, capsys):
+def test_a_stage_flag_that_contradicts_a_finished_upstream_stage_is_refused(run, tmp_path, one_line):
     other = tmp_path / "other"
     from loram_core.testing.tiny import save_tiny_model
 
     save_tiny_model(other, seed=5)  # the same config, other weights
     before = tree(run)
-    assert main(["eval", str(run), "--model", str(other), "--no-progress"]) == 2
-    assert "would change what the finished prune stage read" in one_error_line(capsys)
-    assert main(["train", str(run), "--ratio", "0.25", "--no-progress"]) == 2
-    assert "ratio 0.5 -> 0.25" in one_error_line(capsys)
+    message = one_line(["eval", run, "--model", other, "--no-progress"], "a stage command naming other model weights")
+    assert "would change what the finished prune stage read" in message
+    message = one_line(["train", run, "--ratio", "0.25", "--no-progress"], "a stage command changing an upstream setting")
+    assert "ratio 0.5 -> 0.25" in message
     assert tree(run) == before  # run.json, records and artifacts untouched
 
 
-def test_a_stage_that_runs_again_makes_the_later_records_stale(run, tmp_path, capsys):
+def test_a_stage_that_runs_again_makes_the_later_records_stale(run, tmp_path, one_line, capsys):
     import shutil
 
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
     assert (copy / "stages" / "eval.json").is_file()
     before = tree(copy)
-    assert main(["train", str(copy), "--steps", "4", "--no-progress", "--json"]) == 2
-    assert "finished train stage made with other settings (steps 6 -> 4); pass --overwrite" in one_error_line(capsys)
+    message = one_line(["train", copy, "--steps", "4", "--no-progress", "--json"],
+                       "a stage command changing that stage's own setting, without `--overwrite`")
+    assert "finished train stage made with other settings (steps 6 -> 4); pass --overwrite" in message
     assert tree(copy) == before
     assert main(["train", str(copy), "--steps", "4", "--overwrite", "--no-progress", "--json"]) == 0
     capsys.readouterr()
@@ -135,42 +129,37 @@ def test_a_stage_that_runs_again_makes_the_later_records_stale(run, tmp_path, ca
     assert report["train"]["steps"] == 4 and report["ppl"]["loram"] > 1
 
 
-def test_a_second_process_on_a_busy_run_directory_stops_at_once(inputs, tmp_path, capsys):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
+def test_two_runs_on_one_run_directory_one_wins_and_a_killed_winner_is_taken_over(inputs, tmp_path, one_line):
     model, data = inputs
     out = tmp_path / "busy"
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time\n"
-        "from loram_core.lifecycle.rundir import RunDir\n"
-        f"with RunDir({str(out)!r}).lock():\n"
-        "    print('held', flush=True)\n"
-        "    time.sleep(120)\n")], stdout=subprocess.PIPE, text=True)
+    flags = ["run", "--model", str(model), "--data", str(data), "--out", str(out), "--layers", "1:7", "--no-merge",
+             *FAST_FLAGS, "--steps", "400", "--checkpoint-every", "20"]
+    winner = subprocess.Popen([sys.executable, "-m", "loram_core.cli", *flags], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
     try:
-        assert holder.stdout.readline().strip() == "held"
-        flags = ["run", "--model", str(model), "--data", str(data), "--out", str(out), "--layers", "1:7", "--no-merge",
-                 *FAST_FLAGS]
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoints" / "step-20").is_dir():  # the winner holds the lock and is training
+            assert winner.poll() is None and time.monotonic() < deadline, winner.stderr and winner.stderr.read()
+            time.sleep(0.05)
         t0 = time.monotonic()
-        assert main(flags) == 2
-        message = one_error_line(capsys)
-        assert f"is in use by loram pid {holder.pid} on " in message and time.monotonic() - t0 < 10
-        os.kill(holder.pid, signal.SIGKILL)  # the kernel releases the lock with its process
-        holder.wait(timeout=30)
-        assert main([*flags, "--json"]) == 0
-        assert json.loads((out / "report.json").read_text())["ppl"]["loram"] > 1
+        message = one_line(flags, "a second process on a busy run directory")
+        assert f"is in use by loram pid {winner.pid} on " in message and time.monotonic() - t0 < 10
+        os.kill(winner.pid, signal.SIGKILL)  # the kernel releases the lock with its process: nothing stale to clear
+        winner.wait(timeout=30)
+        assert winner.poll() is not None and not (out / "stages" / "train.json").exists()
+        assert main([*flags, "--json"]) == 0  # a third run takes over and resumes the winner's training
+        report = json.loads((out / "report.json").read_text())
+        assert report["train"]["steps"] == 400 and report["ppl"]["loram"] > 1
     finally:
-        holder.kill()
+        winner.kill()
 
 
-def test_the_registry_renames_or_replaces_only_when_asked(run, capsys):
+def test_the_registry_renames_or_replaces_only_when_asked(run, one_line, capsys):
     from loram_core.adapters import AdapterStore
 
-    assert main(["adapters", "add", str(run / "adapter"), "--name", "ext1"]) == 2
-    assert "already registered as 'base'; pass --rename" in one_error_line(capsys)
+    message = one_line(["adapters", "add", run / "adapter", "--name", "ext1"],
+                       "registering a registered adapter under a new name")
+    assert "already registered as 'base'; pass --rename" in message
     assert [r.name for r in AdapterStore().list() if r.adapter_path == str(run / "adapter")] == ["base"]
     assert main(["adapters", "add", str(run), "--name", "ext1", "--rename"]) == 0
     assert "updated ext1, renamed from 'base': replaced the record of" in capsys.readouterr().out

@@ -1,7 +1,6 @@
 """One settings schema: every ``RunSettings`` field is one flag, one recipe key and one ``run.json`` key; values
 are checked when the settings are built, before any stage runs or the run directory is touched."""
 
-import hashlib
 import json
 
 import attrs
@@ -11,6 +10,7 @@ from loram_core.cli.main import build_parser, main
 from loram_core.errors import LoramError
 from loram_core.lifecycle.settings import FIELDS, RunSettings, load_recipe, make_settings
 from loram_core.train.config import TrainConfig
+from loram_test_helpers import tree_hashes
 
 NOT_SETTINGS = {"--recipe", "--out", "--json", "--no-progress", "--overwrite", "-h", "--help"}
 
@@ -18,11 +18,6 @@ NOT_SETTINGS = {"--recipe", "--out", "--json", "--no-progress", "--overwrite", "
 def run_parser():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     return sub.choices["run"]
-
-
-def tree_digest(root):
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def test_every_field_has_exactly_one_flag_and_every_flag_is_a_field():
@@ -86,15 +81,28 @@ def test_bad_values_fail_when_the_settings_are_built(values, named):
 
 
 @pytest.mark.parametrize("flags", [["--lr", "-1"], ["--dropout", "3"], ["--weight-decay", "-1"], ["--checkpoint-every", "-1"]])
-def test_bad_values_exit_2_before_the_run_directory_is_touched(tmp_path, capsys, flags):
+def test_bad_values_exit_2_before_the_run_directory_is_touched(tmp_path, one_line, flags):
     out = tmp_path / "run"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    before = tree_digest(tmp_path)
-    assert main(["run", "--model", "nowhere", "--data", "nothing.txt", "--out", str(out), *flags]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and flags[0].lstrip("-").replace("-", "_") in err[0], err
-    assert tree_digest(tmp_path) == before
+    before = tree_hashes(tmp_path)
+    message = one_line(["run", "--model", "nowhere", "--data", "nothing.txt", "--out", out, *flags],
+                       f"`loram run {' '.join(flags)}`")
+    assert flags[0].lstrip("-").replace("-", "_") in message
+    assert tree_hashes(tmp_path) == before
+
+
+@pytest.mark.parametrize("recipe, flags, expected", [
+    ('merge = "no"\n', [], "merge must be true or false, got 'no'"),
+    ("", ["--pruner-opt", "attention=maybe"], "attention must be true or false, got 'maybe'"),
+], ids=["recipe merge no", "pruner-opt attention maybe"])
+def test_recipe_and_option_values_are_type_checked_like_flags(inputs, tmp_path, one_line, recipe, flags, expected):
+    model, data = inputs
+    (tmp_path / "r.toml").write_text(recipe)
+    argv = ["run", "--recipe", tmp_path / "r.toml", "--model", model, "--data", data, "--out", tmp_path / "run", *flags]
+    what = f"recipe `{recipe.strip()}`" if recipe else f"`{' '.join(flags)}`"
+    assert expected in one_line(argv, f"a value of the wrong type: {what}")
+    assert not (tmp_path / "run").exists()
 
 
 def test_checkpoint_every_zero_turns_checkpoints_off(tmp_path):
