@@ -12,6 +12,7 @@ import re
 import attrs
 
 from loram_core.configs import parse_layers, ratio_in_unit_interval
+from loram_core.fields import boolean, integer, number
 
 ALL_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 _NM = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
@@ -37,18 +38,6 @@ def parse_modules(value) -> tuple[str, ...]:
     return names
 
 
-def _positive_int(instance, attribute, value) -> None:
-    if value is None and attribute.default is None:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{attribute.name} must be a positive integer, got {value!r}")
-
-
-def _non_negative(instance, attribute, value) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{attribute.name} must be a number >= 0, got {value!r}")
-
-
 @attrs.frozen
 class MaskPruneConfig:
     """What every mask pruner here shares: how much, which pattern, which layers and modules."""
@@ -59,7 +48,7 @@ class MaskPruneConfig:
     layers: tuple[int, int] | None = attrs.field(default=None, converter=parse_layers)
     modules: tuple[str, ...] = attrs.field(default=ALL_PROJECTIONS, converter=parse_modules)
     # unstructured only: the same number of zeros in every row (otherwise rows may differ, see README)
-    per_row: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    per_row: bool = attrs.field(default=False, validator=boolean)
 
     def __attrs_post_init__(self):
         nm = self.nm
@@ -81,12 +70,12 @@ class MaskPruneConfig:
 class SparseGPTConfig(MaskPruneConfig):
     """SparseGPT's own knobs (defaults as in the reference code) and the calibration data."""
 
-    percdamp: float = attrs.field(default=0.01, validator=_non_negative)  # dampening: percdamp x mean diag(H)
-    blocksize: int = attrs.field(default=128, validator=_positive_int)  # columns pruned and updated together
-    samples: int | None = attrs.field(default=None, validator=_positive_int)  # None: the run's --calibration-samples
-    seq_len: int | None = attrs.field(default=None, validator=_positive_int)  # None: the run's --seq-len
+    percdamp: float = attrs.field(default=0.01, validator=number(0))  # dampening: percdamp x mean diag(H)
+    blocksize: int = attrs.field(default=128, validator=integer(1))  # columns pruned and updated together
+    samples: int | None = attrs.field(default=None, validator=attrs.validators.optional(integer(1)))  # None: the run's --calibration-samples
+    seq_len: int | None = attrs.field(default=None, validator=attrs.validators.optional(integer(1)))  # None: the run's --seq-len
     data: str | None = None  # dataset alias or file; None: the run's training split
-    batch_size: int = attrs.field(default=4, validator=_positive_int)  # calibration samples per layer forward
+    batch_size: int = attrs.field(default=4, validator=integer(1))  # calibration samples per layer forward
 
     def __attrs_post_init__(self):
         super().__attrs_post_init__()
