@@ -93,3 +93,33 @@ def perplexity(
     count = windows * (seq_len - 1)
     nll = total_nll / count
     return Perplexity(ppl=math.exp(nll) if nll < 700 else math.inf, nll=nll, tokens=count)
+
+
+def response_perplexity(model: torch.nn.Module, examples, *, batch_size: int = 4, progress: bool = True) -> Perplexity:
+    """Perplexity over the trained tokens (the responses) of encoded examples (``loram_core.data.encode``),
+    one example per row, summed per token like ``perplexity``: prompts are context, never scored."""
+    from loram_core.data.packing import collate, to_rows
+    from loram_core.train.loss import token_nll
+
+    rows = to_rows(list(examples), "none", 0)
+    count = sum(e.trained for e in examples)
+    if not rows or not count:
+        raise LoramError("perplexity: no evaluation example has a response token")
+    device = _device(model)
+    total_nll = 0.0
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(), _progress_bar(progress) as bar:
+            task = bar.add_task("eval", total=len(rows), ppl="-")
+            scored = 0
+            for first in range(0, len(rows), batch_size):
+                part = rows[first: first + batch_size]
+                batch = collate(part, pad_id=0).to(device)
+                total_nll += token_nll(model, batch).item()
+                scored += batch.trained
+                bar.update(task, completed=first + len(part), ppl=f"{math.exp(min(total_nll / scored, 700.0)):.3f}")
+    finally:
+        model.train(was_training)
+    nll = total_nll / count
+    return Perplexity(ppl=math.exp(nll) if nll < 700 else math.inf, nll=nll, tokens=count)

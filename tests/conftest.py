@@ -42,6 +42,16 @@ def inputs(tmp_path_factory):
     return write_tiny_inputs(tmp_path_factory.mktemp("inputs"))
 
 
+@pytest.fixture(scope="session")
+def smollm2_tokenizer():
+    """SmolLM2-135M-Instruct's tokenizer and chat template (the real model's, converted once into the cache)."""
+    from transformers import AutoTokenizer
+
+    from loram_core.models.smollm2 import ensure_smollm2
+
+    return AutoTokenizer.from_pretrained(ensure_smollm2())
+
+
 @pytest.fixture
 def stage_plugins():
     """A quantizer (``grid``) and an aligner (``scale-norm``) registered with the core for one test."""

@@ -21,10 +21,12 @@ SECTIONS = {
     "test_nothing_lost": "Nothing lost, nothing rewritten",
     "test_clear_failures": "Damaged files, a full disk, checks before work starts",
     "test_disk_full_anywhere": "A full disk at any write",
+    "test_instruction_cli": "Instruction data",
 }
 REGENERATE = ("LORAM_WRITE_DOCS=1 .venv/bin/python -m pytest "
-              + " ".join(f"tests/cli/{m}.py" for m in SECTIONS if m != "test_disk_full_anywhere")
-              + " tests/lifecycle/test_disk_full_anywhere.py")
+              + " ".join(f"tests/cli/{m}.py" for m in SECTIONS if m.startswith(("test_bad", "test_settings", "test_nothing",
+                                                                                 "test_clear")))
+              + " tests/lifecycle/test_disk_full_anywhere.py tests/instruction/test_instruction_cli.py")
 
 
 def normalize(message: str, basetemp: Path) -> str:

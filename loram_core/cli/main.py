@@ -23,7 +23,7 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from loram_core import plugins
-    from loram_core.cli import adapters_cmd, generate_cmd, install_cmd, plugins_cmd, stages
+    from loram_core.cli import adapters_cmd, data_cmd, generate_cmd, install_cmd, plugins_cmd, stages
 
     parser = Parser(prog="loram", description="Train small, infer large: LoRA on a pruned model.")
     parser.add_argument("--version", action="version", version=f"loram {__version__}")
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     install_cmd.add_commands(sub)
     adapters_cmd.add_commands(sub)
     generate_cmd.add_commands(sub)
+    data_cmd.add_commands(sub)
     plugins.load_plugins().hook.register_commands(cli=sub)
     return parser
 

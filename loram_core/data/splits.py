@@ -48,18 +48,25 @@ def split_by_key(
     items = [(k, t) for k, t in items]
     if not items:
         raise LoramError(f"dataset '{name}' has no documents to split")
+    groups: list[list[str]] = [[], [], []]
+    for (_, text), split in zip(items, assign_splits([k for k, _ in items], fractions, salt)):
+        groups[split].append(text)
+    return TextSplits(name=name, train=groups[0], validation=groups[1], test=groups[2])
+
+
+def assign_splits(keys: Sequence[Hashable], fractions: Sequence[float] = (0.8, 0.1, 0.1),
+                  salt: str = "loram") -> list[int]:
+    """The split (0 train, 1 validation, 2 test) of each key, by its hash alone; with 3 or more keys no split
+    is left empty."""
     if len(fractions) != 3 or any(f < 0 for f in fractions) or sum(fractions) <= 0:
         raise LoramError(f"split fractions must be three non-negative numbers, got {tuple(fractions)}")
     total = float(sum(fractions))
     bounds = (fractions[0] / total, (fractions[0] + fractions[1]) / total)
-    units = [_unit(k, salt) for k, _ in items]
+    units = [_unit(k, salt) for k in keys]
     assigned = [0 if u < bounds[0] else 1 if u < bounds[1] else 2 for u in units]
-    if len(items) >= 3:
+    if len(keys) >= 3:
         _fill_empty(assigned, units, bounds)
-    groups: list[list[str]] = [[], [], []]
-    for (_, text), split in zip(items, assigned):
-        groups[split].append(text)
-    return TextSplits(name=name, train=groups[0], validation=groups[1], test=groups[2])
+    return assigned
 
 
 def _fill_empty(assigned: list[int], units: list[float], bounds: tuple[float, float]) -> None:

@@ -15,6 +15,7 @@ from loram_core.errors import warn
 from loram_core.lifecycle.pruned_folder import META, finish_folder, save_pruned_model_weights, stream_pruned_weights
 from loram_core.lifecycle.resources import Resources
 from loram_core.lifecycle.rundir import RunDir, stage_key
+from loram_core.lifecycle.settings import DATA_FIELDS
 from loram_core.plan import ModelFingerprint
 from loram_core.plan.apply import apply_plan, empty_model
 from loram_core.plan.fingerprint import count_parameters, param_bytes
@@ -42,7 +43,9 @@ def pruner_config(pruner, settings, say=warn):
 
 def prune_key(settings) -> str:
     s = settings
-    return stage_key("prune", s.model, s.pruner, s.ratio, s.layers, s.pruner_options, s.seed, s.data, s.calibration_samples, s.seq_len)
+    data = {name: getattr(s, name) for name in DATA_FIELDS}  # what calibration reads
+    return stage_key("prune", s.model, s.pruner, s.ratio, s.layers, s.pruner_options, s.seed, data,
+                     s.calibration_samples, s.seq_len)
 
 
 def run_prune(run: RunDir, res: Resources, console=None) -> dict:

@@ -51,6 +51,7 @@ def build_report(run: RunDir, settings, model_path: str) -> dict[str, Any]:
         },
         "train": train_block,
         "ppl": {k: (ev.get("ppl") or {}).get(k) for k in ("original", "pruned", "pruned_lora", "loram")},
+        "loss": {k: (ev.get("loss") or {}).get(k) for k in ("original", "pruned", "pruned_lora", "loram")},
         "eval": ev.get("eval"),
         "align": align and {k: align.get(k) for k in ("aligner", "dataset", "steps", "ppl_before", "ppl_after")},
         "losses": train.get("losses"),
@@ -86,9 +87,11 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
     summary.add_row("train loss first -> last", f"{_fmt(t['loss_first'], '.3f')} -> {_fmt(t['loss_last'], '.3f')}")
     console.print(summary)
     ev = report.get("eval") or {}
-    ppl = Table(title=f"perplexity on {ev.get('dataset')} {ev.get('split')} ({_fmt(ev.get('tokens'))} tokens)")
+    what = "response tokens" if ev.get("scored") == "responses" else "tokens"
+    ppl = Table(title=f"perplexity on {ev.get('dataset')} {ev.get('split')} ({_fmt(ev.get('tokens'))} {what})")
     ppl.add_column("model")
     ppl.add_column("what it is")
+    ppl.add_column("loss", justify="right")
     ppl.add_column("ppl", justify="right")
     labels = {
         "original": "original model, no fine-tuning",
@@ -97,5 +100,5 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
         "loram": "original + recovered adapter (train small, infer large)",
     }
     for key, label in labels.items():
-        ppl.add_row(key, label, _fmt(report["ppl"].get(key), ".2f"))
+        ppl.add_row(key, label, _fmt((report.get("loss") or {}).get(key), ".3f"), _fmt(report["ppl"].get(key), ".2f"))
     console.print(ppl)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+
 import torch
 
+from loram_core.errors import LoramError
 from loram_core.lifecycle.settings import RunSettings
 
 
@@ -44,24 +46,87 @@ class Resources:
         """Fail on a bad model or data spec before any stage starts (no half-done run for a typo)."""
         _ = self.config
         if needs_data:
-            _ = self.splits
+            _ = self.examples if self.examples is not None else self.splits
 
     def original_model(self, dtype: torch.dtype = torch.float32):
         from loram_core.models.loading import load_model
 
         return load_model(self.model_path, dtype=dtype, trust_remote_code=self.settings.trust_remote_code)
 
+    # --- data (docs/data.md): text as token streams, or encoded examples with labels ---------------------------
+
+    @functools.cached_property
+    def records(self):
+        """Records of a data file, folder or cached dataset; None for a text file or a dataset alias."""
+        from loram_core.data.examples import read_records
+        from loram_core.models.smollm2 import cache_root
+
+        return read_records(self.settings.data, cache_root() / "datasets")
+
+    @functools.cached_property
+    def data_format(self) -> str:
+        from loram_core.data.examples import record_format
+
+        if self.records is None:
+            if self.settings.data_format not in ("auto", "text"):
+                raise LoramError(f"--data-format {self.settings.data_format} needs records (a .jsonl, .json, .parquet, "
+                                 f".csv or .arrow file, a folder of them or a cached dataset); {self.settings.data} "
+                                 f"is read as text")
+            return "text"
+        return record_format(self.records, self.settings)
+
+    @functools.cached_property
+    def packing(self) -> str:
+        packing = self.settings.packing
+        return ("wrapped" if self.data_format == "text" else "none") if packing == "auto" else packing
+
+    @functools.cached_property
+    def examples(self):
+        """``ExampleSplits`` when the run trains on examples (every format but text in wrapped windows), else None."""
+        from loram_core.data.examples import encode_records
+
+        if self.data_format == "text" and (self.packing == "wrapped" or self.records is None):
+            if self.packing != "wrapped":
+                raise LoramError(f"--packing {self.packing} needs records; {self.settings.data} is read as one text")
+            return None
+        return encode_records(self.records, self.data_format, self.settings, self.tokenizer, self.settings.model)
+
     @functools.cached_property
     def splits(self):
+        """The text documents of each split (text data only)."""
         from loram_core.data import load_dataset
+        from loram_core.data.examples import fields_of
+        from loram_core.data.formats import convert
+        from loram_core.data.splits import SPLITS, TextSplits
 
-        return load_dataset(self.settings.data)
+        if self.records is None:
+            return load_dataset(self.settings.data)
+        fields = fields_of(self.settings)
+        docs = {s: [convert(r, "text", fields, self.records.name, n) for n, r in self.records.numbered(s)]
+                for s in SPLITS}
+        return TextSplits(self.records.name, docs["train"], docs["validation"], docs["test"])
 
     @functools.cached_property
     def train_tokens(self) -> torch.Tensor:
+        """The training split as one token stream (calibration, alignment, wrapped training)."""
         from loram_core.data import tokenize_documents
+        from loram_core.data.packing import to_stream
 
+        if self.examples is not None:
+            return to_stream(self.examples.train)[0]
         return tokenize_documents(self.tokenizer, self.splits.train)
+
+    @functools.cached_property
+    def train_data(self):
+        """What the training loop draws batches from (train/sources.py)."""
+        from loram_core.data.packing import to_rows, to_stream
+        from loram_core.train.sources import ExampleRows, TokenStream
+
+        if self.examples is None:
+            return TokenStream(self.train_tokens)
+        if self.packing == "wrapped":
+            return TokenStream(*to_stream(self.examples.train))
+        return ExampleRows(to_rows(self.examples.train, self.packing, self.settings.seq_len), self.tokenizer.pad_token_id)
 
     @functools.cached_property
     def test_tokens(self) -> torch.Tensor:

@@ -151,8 +151,9 @@ class RunDir:
 
 
 # Bumped when what a key hashes changes shape: every stage of an older run then runs again once, instead
-# of special cases that keep old keys stable (2: every training field and the dtype are always hashed).
-STAGE_KEY_VERSION = 2
+# of special cases that keep old keys stable (2: every training field and the dtype are always hashed;
+# 3: the data fields, as a table, replace the data name).
+STAGE_KEY_VERSION = 3
 
 
 def stage_key(*parts: Any) -> str:

@@ -101,7 +101,12 @@ def check_rank_fits(settings: RunSettings, config) -> None:
 
 
 def check_eval_window(settings: RunSettings, res: Resources) -> None:
-    """Perplexity needs one --eval-seq-len window of test text: found now, not after training."""
+    """Perplexity needs one --eval-seq-len window of test text (or one held-out example): found now, not after
+    training."""
+    if res.examples is not None:
+        if not (res.examples.test or res.examples.validation):
+            raise LoramError(f"data {settings.data} has no test or validation example to evaluate on")
+        return
     available = res.test_tokens.numel()
     if available < settings.eval_seq_len:
         raise LoramError(f"the test split of {settings.data} gives {available:,} evaluation tokens (at most "

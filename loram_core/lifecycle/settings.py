@@ -8,12 +8,15 @@ from typing import Any
 import attrs
 
 from loram_core.configs import build_config, parse_layers, ratio_in_unit_interval
+from loram_core.data.formats import FORMATS
+from loram_core.data.packing import PACKINGS
 from loram_core.errors import LoramError
 from loram_core.fields import boolean, derived_config, integer, names, number, optional_text, options, setting, text
 from loram_core.placement import DEVICES, DTYPES
 
 
 PLUGINS = "model, data and plugins"
+DATA = "data: formats, chat templates, what is trained (docs/data.md)"
 TRAINING = "training"
 EVALUATION = "evaluation and placement"
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -26,7 +29,37 @@ class RunSettings:
     Flags are added, never renamed: scripts rely on them (docs/architecture.md, "CLI")."""
 
     model: str = setting("smollm2-135m", validator=text, group=PLUGINS, help="HF id, local folder or alias")
-    data: str = setting("shakespeare", validator=text, group=PLUGINS, help="dataset alias or a .txt/.md/.jsonl file")
+    data: str = setting("shakespeare", validator=text, group=PLUGINS,
+                        help="dataset alias, a text file, data files (.jsonl .json .parquet .csv .arrow) or a folder of them")
+    data_format: str = setting("auto", choices=FORMATS, group=DATA,
+                               help="record format; auto: found from the keys (text, messages, prompt/completion, "
+                                    "Alpaca, ShareGPT)")
+    field_text: str | None = setting(None, validator=optional_text, group=DATA, metavar="KEY", help="text column")
+    field_messages: str | None = setting(None, validator=optional_text, group=DATA, metavar="KEY",
+                                         help="column of a chat's messages (default messages; ShareGPT conversations)")
+    field_role: str | None = setting(None, validator=optional_text, group=DATA, metavar="KEY",
+                                     help="a message's role key (default role; ShareGPT from)")
+    field_content: str | None = setting(None, validator=optional_text, group=DATA, metavar="KEY",
+                                        help="a message's content key (default content; ShareGPT value)")
+    field_prompt: str | None = setting(None, validator=optional_text, group=DATA, metavar="KEY", help="prompt column")
+    field_completion: str | None = setting(None, validator=optional_text, group=DATA, metavar="KEY",
+                                           help="completion column")
+    field_instruction: str | None = setting(None, validator=optional_text, group=DATA, metavar="KEY",
+                                            help="Alpaca instruction column")
+    field_input: str | None = setting(None, validator=optional_text, group=DATA, metavar="KEY", help="Alpaca input column")
+    field_output: str | None = setting(None, validator=optional_text, group=DATA, metavar="KEY",
+                                       help="Alpaca output column")
+    field_system: str | None = setting(None, validator=optional_text, group=DATA, metavar="KEY",
+                                       help="a column with a system prompt for every record")
+    chat_template: str | None = setting(None, validator=optional_text, group=DATA, metavar="NAME|FILE.jinja",
+                                        help="chat template for chat data: chatml or a .jinja file (default: the tokenizer's)")
+    train_on_inputs: bool = setting(False, validator=boolean, group=DATA,
+                                    help="train on every token, prompts and user turns too (default: responses only)")
+    max_length: int = setting(0, validator=integer(0), group=DATA, metavar="TOKENS",
+                              help="examples are cut to this many tokens (0: --seq-len)")
+    packing: str = setting("auto", choices=PACKINGS, group=DATA,
+                           help="rows of examples: none (one per row, padded), bfd (packed, kept apart), wrapped "
+                                "(one stream of windows); auto: wrapped for text, none otherwise")
     pruner: str = setting("magnitude", validator=text, group=PLUGINS, help="pruner plugin name")
     # A folder written by `loram publish`: its plan and (aligned) pruned weights replace the prune stage.
     pruned: str | None = setting(None, validator=optional_text, group=PLUGINS, metavar="FOLDER",
@@ -98,6 +131,8 @@ class RunSettings:
 
 
 FIELDS = {f.name for f in attrs.fields(RunSettings)}
+# What the examples of a run are made from: every stage that reads the data hashes these.
+DATA_FIELDS = ("data", *(f.name for f in attrs.fields(RunSettings) if f.metadata["group"] == DATA))
 
 # The training loop's settings: a derived view of the fields above, so defaults, validators and help are
 # RunSettings' own (the CLI, recipes, run.json and the loop cannot disagree).

@@ -11,7 +11,7 @@ from typing import Callable
 
 import attrs
 
-from loram_core.lifecycle.settings import TRAIN_FIELDS, RunSettings
+from loram_core.lifecycle.settings import DATA_FIELDS, TRAIN_FIELDS, RunSettings
 
 
 def _always(_settings: RunSettings) -> bool:
@@ -48,20 +48,20 @@ PLACEMENT = ("device", "dtype")
 
 STAGES = (
     Stage("prune", "loram_core.lifecycle.prune:run_prune", "prune the original model into RUN_DIR/plan and RUN_DIR/pruned",
-          needs_data=True, reads=("model", "pruned", "pruner", "ratio", "layers", "pruner_options", "seed", "data",
+          needs_data=True, reads=("model", "pruned", "pruner", "ratio", "layers", "pruner_options", "seed", *DATA_FIELDS,
                                   "calibration_samples", "seq_len", "trust_remote_code"),
-          reads_if={"calibrated": ("data", "calibration_samples", "seq_len")}),
+          reads_if={"calibrated": (*DATA_FIELDS, "calibration_samples", "seq_len")}),
     Stage("align", "loram_core.lifecycle.align:run_align", "align the pruned model with the configured aligner plugin",
           needs_data=True, collective=True, enabled=lambda s: bool(s.aligner),
           reads=("aligner", "aligner_options", "seed", *PLACEMENT)),
     Stage("train", "loram_core.lifecycle.train:run_train", "train LoRA on the pruned model", needs_data=True,
-          collective=True, reads=("data", "quantizer", "quantizer_options", *TRAIN_FIELDS, *PLACEMENT)),
+          collective=True, reads=(*DATA_FIELDS, "quantizer", "quantizer_options", *TRAIN_FIELDS, *PLACEMENT)),
     Stage("recover", "loram_core.lifecycle.recover:run_recover", "recover the adapter to the original shapes",
           needs_data=False, reads=("recoverer", "seed")),
     Stage("merge", "loram_core.lifecycle.merge:run_merge", "merge the recovered adapter into the original model",
           needs_data=False, enabled=lambda s: s.merge, reads=("merge",)),
     Stage("eval", "loram_core.lifecycle.evaluate:run_eval", "perplexity rows and report", needs_data=True,
-          reads=("data", "eval_tokens", "eval_seq_len", *PLACEMENT)),
+          reads=(*DATA_FIELDS, "eval_tokens", "eval_seq_len", *PLACEMENT)),
 )
 
 

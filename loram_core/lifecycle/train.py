@@ -10,6 +10,7 @@ from loram_core.lifecycle.pruned_folder import load_pruned_model
 from loram_core.lifecycle.quantize import quantize_pruned
 from loram_core.lifecycle.resources import Resources
 from loram_core.lifecycle.rundir import RunDir, stage_key
+from loram_core.lifecycle.settings import DATA_FIELDS
 from loram_core.placement import Placement
 from loram_core.plan.fingerprint import count_parameters, param_bytes
 
@@ -20,7 +21,8 @@ def train_key(run: RunDir, settings) -> str:
     train = settings.train_config().to_dict()
     # The global micro-batch, as the checkpoints count it: 2 processes x b is the run 1 process x 2b is.
     train["batch_size"] *= distributed.process_count()
-    return stage_key("train", prune.get("key"), align.get("key"), settings.data, settings.quantizer,
+    data = {name: getattr(settings, name) for name in DATA_FIELDS}
+    return stage_key("train", prune.get("key"), align.get("key"), data, settings.quantizer,
                      settings.quantizer_options, train, Placement.from_settings(settings).dtype_name)
 
 
@@ -38,7 +40,7 @@ def run_train(run: RunDir, res: Resources) -> dict:
     import accelerate  # noqa: F401  (~150 MB of imports: imported before the baseline, not counted as training)
     import peft  # noqa: F401  (imports bitsandbytes too, where installed)
 
-    tokens = res.train_tokens
+    tokens = res.train_data
     gc.collect()
     rss_baseline = memory.current_rss_mb()
     placement = Placement.from_settings(s)

@@ -17,10 +17,11 @@ from loram_core import memory
 from loram_core.errors import LoramError, warn
 from loram_core.train import checkpoints
 from loram_core.train.adapter_files import read_adapter, save_adapter, write_adapter
-from loram_core.train.batches import log_starts, rank_rows, seed_of, step_starts, windows
+from loram_core.train.batches import log_starts, rank_rows, seed_of
 from loram_core.train.config import TrainConfig
 from loram_core.train.lora import attach_lora, trainable_parameters
-from loram_core.train.loss import causal_lm_loss
+from loram_core.train.loss import token_nll
+from loram_core.train.sources import ExampleRows, TokenStream
 from loram_core.train.progress import step_progress_bar
 
 
@@ -42,19 +43,14 @@ class TrainResult:
         return {k: getattr(self, k) for k in keys}
 
 
-def _check_tokens(model: torch.nn.Module, train_tokens: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
-    if not isinstance(train_tokens, torch.Tensor) or train_tokens.dim() != 1:
-        raise LoramError("train_tokens must be a 1-D tensor of token ids")
-    tokens = train_tokens.detach().to("cpu", torch.long).contiguous()
-    if tokens.numel() < cfg.seq_len:
-        raise LoramError(f"training data has {tokens.numel()} tokens, fewer than seq_len={cfg.seq_len}")
-    vocab = model.get_input_embeddings().num_embeddings
-    if int(tokens.min()) < 0 or int(tokens.max()) >= vocab:
-        raise LoramError(f"training data holds token ids outside the model's vocabulary (size {vocab})")
-    return tokens
+def _source(model: torch.nn.Module, train_data, cfg: TrainConfig) -> TokenStream | ExampleRows:
+    """A 1-D tensor of token ids is a ``TokenStream`` with every token trained."""
+    source = train_data if isinstance(train_data, (TokenStream, ExampleRows)) else TokenStream(train_data)
+    source.check(cfg, model.get_input_embeddings().num_embeddings)
+    return source
 
 
-def _fingerprint(cfg: TrainConfig, model: torch.nn.Module, tokens: torch.Tensor, processes: int = 1) -> str:
+def _fingerprint(cfg: TrainConfig, model: torch.nn.Module, source, processes: int = 1) -> str:
     """What must match for a checkpoint to be resumed: config (minus checkpoint cadence), adapter shapes,
     base config and the training tokens. Frozen base weights are not hashed (too costly at 7B).
     ``batch_size`` counts as the global micro-batch (per process x processes), so a run resumes on another
@@ -69,13 +65,13 @@ def _fingerprint(cfg: TrainConfig, model: torch.nn.Module, tokens: torch.Tensor,
         h.update(base_config.to_json_string(use_diff=False).encode())
     for name, p in trainable_parameters(model):
         h.update(f"{name}:{tuple(p.shape)}:{p.dtype};".encode())
-    h.update(tokens.numpy().tobytes())
+    h.update(source.digest())
     return h.hexdigest()
 
 
 def train_lora(
     model: torch.nn.Module,
-    train_tokens: torch.Tensor,
+    train_data: torch.Tensor | TokenStream | ExampleRows,
     cfg: TrainConfig,
     *,
     adapter_dir: Path,
@@ -106,7 +102,7 @@ def train_lora(
     from loram_core import distributed
     from loram_core.placement import resolve_device
 
-    tokens = _check_tokens(model, train_tokens, cfg)
+    source = _source(model, train_data, cfg)
     if cfg.gradient_checkpointing:
         # Non-reentrant: works with frozen inputs (no enable_input_require_grads) and restores the RNG, so
         # LoRA dropout draws the same masks when a layer is recomputed.
@@ -132,7 +128,7 @@ def train_lora(
     params = [p for _, p in trainable_parameters(model)]
     if not params:
         raise LoramError("the model has no trainable parameters")
-    fingerprint = _fingerprint(cfg, model, tokens, world)
+    fingerprint = _fingerprint(cfg, model, source, world)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = "constant_with_warmup" if cfg.schedule == "constant" else cfg.schedule
     scheduler = get_scheduler(
@@ -157,7 +153,9 @@ def train_lora(
 
     was_training = model.training
     model.train()  # LoRA dropout on
-    tokens_per_step = cfg.grad_accum * cfg.batch_size * world * cfg.seq_len  # global tokens
+    # global tokens (padding not counted) of the steps before this call's first, so the total counts them too
+    earlier_tokens = sum(source.global_batch(s, cfg, world).tokens for s in range(start))
+    trained = 0  # tokens this call trained on
     debug_batches = os.environ.get("LORAM_DEBUG_BATCHES")  # which windows each process trained on (tests)
     show = progress and accelerator.is_main_process
     devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
@@ -171,24 +169,28 @@ def train_lora(
             for step in range(start, cfg.steps):
                 # Dropout masks from (seed, step, rank): identical whether or not the run was resumed.
                 torch.manual_seed(seed_of(cfg.seed, step, rank, 1))
-                starts = step_starts(tokens.numel(), step, cfg, world)
-                rows = windows(tokens, starts, cfg.seq_len)
+                rows = source.global_batch(step, cfg, world)
+                trained += rows.tokens
+                # the step's loss is the mean over the global batch's trained tokens: each micro-batch's sum is
+                # scaled so that accelerate's 1/grad_accum and DDP's mean over processes leave exactly that
+                scale = world * cfg.grad_accum / max(rows.trained, 1)
                 step_loss = 0.0
                 for micro in range(cfg.grad_accum):
-                    batch = rank_rows(rows, micro, cfg.batch_size, world, rank).to(accelerator.device)
+                    first = (micro * world + rank) * cfg.batch_size
+                    batch = rows.rows(first, first + cfg.batch_size).to(accelerator.device)
                     if debug_batches:
-                        mine = rank_rows(starts, micro, cfg.batch_size, world, rank)
+                        mine = rank_rows(source.starts(step, cfg, world), micro, cfg.batch_size, world, rank)
                         log_starts(debug_batches, rank, step, micro, mine)
                     with accelerator.accumulate(model):
-                        loss = causal_lm_loss(model, batch, cfg.loss_chunk)
-                        accelerator.backward(loss)
+                        nll = token_nll(model, batch, cfg.loss_chunk)
+                        accelerator.backward(nll * scale)
                         if accelerator.sync_gradients:
                             if cfg.max_grad_norm > 0:
                                 accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
                             optimizer.step()
                             scheduler.step()
                             optimizer.zero_grad(set_to_none=True)
-                    step_loss += accelerator.reduce(loss.detach(), "mean").item() / cfg.grad_accum
+                    step_loss += accelerator.reduce(nll.detach(), "sum").item() / max(rows.trained, 1)
                 losses.append(step_loss)
                 done = step + 1
                 if not math.isfinite(step_loss):  # the same on every process: the loss is reduced
@@ -197,7 +199,7 @@ def train_lora(
                         f"keep --max-grad-norm above 0 (now {cfg.max_grad_norm:g}) or train in float32, and re-run "
                         f"with --overwrite; no adapter was written")
                 elapsed = time.perf_counter() - t0
-                tps = (done - start) * tokens_per_step / elapsed if elapsed > 0 else 0.0
+                tps = trained / elapsed if elapsed > 0 else 0.0
                 bar.update(task, completed=done, loss=f"{step_loss:.4f}", tps=f"{tps:,.0f}")
                 if checkpoint_dir is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
                     if accelerator.is_main_process:
@@ -213,7 +215,6 @@ def train_lora(
     base = rss_baseline_mb if rss_baseline_mb is not None else rss_start
     if peak_reset and peak is not None and base is not None:
         train_peak = max(0.0, peak - base)
-    trained = (cfg.steps - start) * tokens_per_step
     # Under FSDP / ZeRO-3 every process takes part in gathering the sharded parameters onto the main one;
     # otherwise each process holds them all and PEFT reads them from the model.
     full_state = accelerator.get_state_dict(model) if sharded else None
@@ -223,7 +224,7 @@ def train_lora(
     accelerator.wait_for_everyone()
     return TrainResult(
         steps=cfg.steps,
-        tokens=cfg.steps * tokens_per_step,
+        tokens=earlier_tokens + trained,
         tokens_per_s=trained / elapsed if trained and elapsed > 0 else 0.0,
         loss_first=losses[0],
         loss_last=losses[-1],

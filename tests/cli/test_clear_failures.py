@@ -185,8 +185,8 @@ def test_training_that_diverges_stops_with_one_line(inputs, tmp_path, one_line, 
     import loram_core.train.loop as loop
 
     model, data = inputs
-    real = loop.causal_lm_loss
-    monkeypatch.setattr(loop, "causal_lm_loss", lambda *a, **k: real(*a, **k) * float("nan"))
+    real = loop.token_nll
+    monkeypatch.setattr(loop, "token_nll", lambda *a, **k: real(*a, **k) * float("nan"))
     out = tmp_path / "run"
     message = one_line(["run", "--model", model, "--data", data, "--out", out, "--layers", "1:7", *FAST_FLAGS],
                        "training whose loss is not finite")
