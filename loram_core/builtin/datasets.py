@@ -44,7 +44,32 @@ class FortunesDataset:
         return load_fortunes()
 
 
+@attrs.frozen
+class NaturalInstructionsDataset:
+    """Instruction records (conversational prompt/completion) from BIG-bench's natural_instructions."""
+
+    name: str = "natural-instructions"
+    capped: bool = True
+    description: str = (
+        "instruction data with no hub: BIG-bench's natural_instructions (61 subtasks) as chat prompt/completion "
+        "records, split per subtask; at most 256/32/32 examples of <= 2000 chars per subtask and split"
+    )
+
+    def load(self, **options):
+        if options:
+            from loram_core.errors import LoramError
+
+            raise LoramError(f"dataset '{self.name}' takes no options, got {', '.join(sorted(options))}")
+        from loram_core.data.natural_instructions import load
+
+        return load(self.name, self.capped)
+
+
 @hookimpl
 def register_datasets(register):
     register(ShakespeareDataset())
     register(FortunesDataset())
+    register(NaturalInstructionsDataset())
+    register(NaturalInstructionsDataset(name="natural-instructions-full", capped=False,
+                                        description="every example of BIG-bench's natural_instructions "
+                                                    "(193,250), as chat prompt/completion records"))

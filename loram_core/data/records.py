@@ -53,7 +53,8 @@ def data_files(path: Path) -> tuple[str, dict[str, list[str]]]:
     if path.is_file():
         files = [path]
     else:
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in BUILDERS)
+        files = sorted(p for p in path.iterdir()
+                       if p.is_file() and p.suffix.lower() in BUILDERS and not p.name.startswith("."))
         if not files:
             raise LoramError(f"data folder {path} holds no {', '.join(BUILDERS)} files")
     builders = {BUILDERS[p.suffix.lower()] for p in files}
