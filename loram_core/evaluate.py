@@ -123,3 +123,14 @@ def response_perplexity(model: torch.nn.Module, examples, *, batch_size: int = 4
         model.train(was_training)
     nll = total_nll / count
     return Perplexity(ppl=math.exp(nll) if nll < 700 else math.inf, nll=nll, tokens=count)
+
+
+def up_to(examples, tokens: int) -> list:
+    """The first examples whose trained tokens reach ``tokens`` (at least one example)."""
+    kept, total = [], 0
+    for example in examples:
+        kept.append(example)
+        total += example.trained
+        if total >= tokens:
+            break
+    return kept

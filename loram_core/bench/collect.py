@@ -29,6 +29,9 @@ def label_of(report: dict, cell: dict | None = None) -> str:
 
 
 def row_of(report: dict, source: Path, cell: dict | None = None) -> dict:
+    from loram_core.train.metrics import read_metrics
+
+    metrics = read_metrics(Path(source) / "metrics.jsonl")  # the steps that made the adapter, when logged
     return {
         "label": label_of(report, cell),
         "source": str(source),
@@ -43,7 +46,8 @@ def row_of(report: dict, source: Path, cell: dict | None = None) -> dict:
         "train": report.get("train") or {},
         "ppl": report.get("ppl") or {},
         "eval": report.get("eval") or {},
-        "losses": report.get("losses") or [],
+        "losses": [m["loss"] for m in metrics] if metrics else report.get("losses") or [],
+        "val_losses": [(m["step"], m["val_loss"]) for m in metrics if "val_loss" in m],
     }
 
 

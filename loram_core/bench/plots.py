@@ -98,12 +98,16 @@ def loss_curves(rows, path: Path, title: str) -> Path:
     fig, ax = plt.subplots(figsize=(10, 5), dpi=110)
     styles = _styles(_done(rows))
     for r in _done(rows):
+        style = styles[r["label"]]
         if r["losses"]:
-            style = styles[r["label"]]
             ax.plot(range(1, len(r["losses"]) + 1), r["losses"], label=r["label"], linewidth=1.2,
                     color=style["color"], linestyle=style["linestyle"])
+        if r.get("val_losses"):  # --eval-every: validation loss at its steps, from metrics.jsonl
+            steps, values = zip(*r["val_losses"])
+            ax.plot(steps, values, marker="o", markersize=4, linewidth=0.8, color=style["color"], linestyle=":",
+                    label=f"{r['label']} (validation)")
     ax.set_xlabel("training step")
-    ax.set_ylabel("training loss (nats per token)")
+    ax.set_ylabel("loss (nats per token)")
     ax.set_title(title)
     _legend_outside(ax)
     ax.grid(alpha=0.3)

@@ -18,7 +18,7 @@ from loram_core.placement import Placement
 def run_eval(run: RunDir, res: Resources) -> dict:
     from peft import PeftModel
 
-    from loram_core.evaluate import perplexity, response_perplexity
+    from loram_core.evaluate import perplexity, response_perplexity, up_to
 
     s = res.settings
     upstream = [(run.record(st) or {}).get("key") for st in ("prune", "align", "train", "recover")]
@@ -34,7 +34,7 @@ def run_eval(run: RunDir, res: Resources) -> dict:
         scored = {"scored": "all tokens", "seq_len": s.eval_seq_len,
                   "tokens": (tokens.numel() // s.eval_seq_len) * (s.eval_seq_len - 1)}
     else:  # examples: the held-out responses, prompts as context (as far as --eval-tokens reaches)
-        examples = _up_to(res.examples.test or res.examples.validation, s.eval_tokens)
+        examples = up_to(res.examples.test or res.examples.validation, s.eval_tokens)
         score = lambda model: response_perplexity(model, examples, progress=res.progress)  # noqa: E731
         scored = {"scored": "responses", "examples": len(examples), "tokens": sum(e.trained for e in examples)}
     rows: dict[str, float] = {}
@@ -65,13 +65,3 @@ def run_eval(run: RunDir, res: Resources) -> dict:
              f"or a dtype too narrow for it); a recovered adapter with it is registered as 'diverged'")
     return run.finish("eval", key, {"ppl": rows, "loss": losses, "eval": {"dataset": s.data, "split": "test", **scored}})
 
-
-def _up_to(examples, tokens: int):
-    """The first examples whose trained tokens reach ``tokens`` (at least one example)."""
-    kept, total = [], 0
-    for example in examples:
-        kept.append(example)
-        total += example.trained
-        if total >= tokens:
-            break
-    return kept

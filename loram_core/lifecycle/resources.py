@@ -128,6 +128,19 @@ class Resources:
             return TokenStream(*to_stream(self.examples.train))
         return ExampleRows(to_rows(self.examples.train, self.packing, self.settings.seq_len), self.tokenizer.pad_token_id)
 
+    def validation_loss(self, model) -> float:
+        """Mean loss on the validation split: its responses (records), or windows of --eval-seq-len (text),
+        as far as --eval-tokens reaches; for ``--eval-every``."""
+        from loram_core.data import tokenize_documents
+        from loram_core.evaluate import perplexity, response_perplexity, up_to
+
+        s = self.settings
+        if self.examples is not None:
+            held_out = self.examples.validation or self.examples.test
+            return response_perplexity(model, up_to(held_out, s.eval_tokens), progress=False).nll
+        tokens = tokenize_documents(self.tokenizer, self.splits.validation or self.splits.test, max_tokens=s.eval_tokens)
+        return perplexity(model, tokens, seq_len=min(s.eval_seq_len, tokens.numel()), progress=False).nll
+
     @functools.cached_property
     def test_tokens(self) -> torch.Tensor:
         from loram_core.data import tokenize_documents

@@ -14,6 +14,8 @@ from loram_core.errors import LoramError
 from loram_core.fields import boolean, derived_config, integer, names, number, optional_text, options, setting, text
 from loram_core.placement import DEVICES, DTYPES
 
+REPORT_TO = ("none", "tensorboard")  # where training metrics go besides RUN_DIR/metrics.jsonl (train/metrics.py)
+
 
 PLUGINS = "model, data and plugins"
 DATA = "data: formats, chat templates, what is trained (docs/data.md)"
@@ -107,7 +109,12 @@ class RunSettings:
                               help="compute the loss over this many tokens at a time, so the logits never exist whole (0: off)")
     calibration_samples: int = setting(16, validator=integer(1), group=TRAINING,
                                        help="calibration windows for data-driven pruners")
-    eval_tokens: int = setting(8192, validator=integer(1), group=EVALUATION, help="test tokens for perplexity")
+    eval_tokens: int = setting(8192, validator=integer(1), group=EVALUATION,
+                               help="test tokens for perplexity (with records: trained tokens of held-out responses)")
+    eval_every: int = setting(0, validator=integer(0), group=EVALUATION, metavar="STEPS",
+                              help="validation loss during training every this many steps, into metrics.jsonl (0: off)")
+    report_to: str = setting("none", choices=REPORT_TO, group=EVALUATION,
+                             help="also write the training metrics as TensorBoard event files (RUN_DIR/tensorboard)")
     eval_seq_len: int = setting(512, validator=integer(2), group=EVALUATION, help="perplexity window")
     merge: bool = setting(True, validator=boolean, group=EVALUATION, flag="--no-merge", help="skip writing merged/")
     # Where training and evaluation compute (placement.py): auto = CUDA when visible, bf16 on GPUs with it,

@@ -65,6 +65,10 @@ def run_train(run: RunDir, res: Resources) -> dict:
         progress=res.progress,
         rss_baseline_mb=rss_baseline,
         device=s.device,
+        metrics=run.root / "metrics.jsonl",
+        tensorboard=run.root / "tensorboard" if s.report_to == "tensorboard" else None,
+        validate=res.validation_loss if s.eval_every else None,
+        eval_every=s.eval_every,
     )
     adapter_params = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
     adapter_bytes = sum(p.numel() * p.element_size() for n, p in model.named_parameters() if "lora_" in n)

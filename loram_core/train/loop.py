@@ -8,7 +8,7 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import attrs
 import torch
@@ -21,6 +21,7 @@ from loram_core.train.batches import log_starts, rank_rows, seed_of
 from loram_core.train.config import TrainConfig
 from loram_core.train.lora import attach_lora, trainable_parameters
 from loram_core.train.loss import token_nll
+from loram_core.train.metrics import MetricsLog
 from loram_core.train.sources import ExampleRows, TokenStream
 from loram_core.train.progress import step_progress_bar
 
@@ -80,6 +81,10 @@ def train_lora(
     progress: bool = True,
     rss_baseline_mb: float | None = None,
     device: str = "auto",
+    metrics: Path | None = None,
+    tensorboard: Path | None = None,
+    validate: Callable[[torch.nn.Module], float] | None = None,
+    eval_every: int = 0,
 ) -> TrainResult:
     """Train LoRA on ``model`` (a ``PeftModel``, or a plain model that gets ``attach_lora(model, cfg)``
     in place) over random windows of ``train_tokens``; write the PEFT adapter to ``adapter_dir``.
@@ -94,6 +99,9 @@ def train_lora(
     every process, of which each trains on its slice; gradients are synchronized by accelerate, the loss is
     averaged across processes, and only the main process writes checkpoints and the adapter (gathered from
     all processes first). ``device``: "auto" (CUDA when visible), "cpu" or "cuda".
+
+    ``metrics``: a ``metrics.jsonl`` to log each step to (``tensorboard``: also event files there);
+    ``validate(model) -> loss`` runs every ``eval_every`` steps and after the last (its time is not training's).
     """
     import peft
     from accelerate import Accelerator
@@ -163,6 +171,8 @@ def train_lora(
     peak_reset = memory.reset_peak_rss()
     rss_start = memory.current_rss_mb()
     t0 = time.perf_counter()
+    log = MetricsLog(metrics, tensorboard, start) if metrics is not None and accelerator.is_main_process else None
+    paused = 0.0  # seconds spent validating, left out of tokens/s
     try:
         with torch.random.fork_rng(devices=devices), step_progress_bar(show) as bar:
             task = bar.add_task("train", total=cfg.steps, completed=start, loss="-", tps="-")
@@ -174,7 +184,8 @@ def train_lora(
                 # the step's loss is the mean over the global batch's trained tokens: each micro-batch's sum is
                 # scaled so that accelerate's 1/grad_accum and DDP's mean over processes leave exactly that
                 scale = world * cfg.grad_accum / max(rows.trained, 1)
-                step_loss = 0.0
+                step_loss, grad_norm = 0.0, None
+                lr = optimizer.param_groups[0]["lr"]  # the rate this step's update uses
                 for micro in range(cfg.grad_accum):
                     first = (micro * world + rank) * cfg.batch_size
                     batch = rows.rows(first, first + cfg.batch_size).to(accelerator.device)
@@ -185,8 +196,8 @@ def train_lora(
                         nll = token_nll(model, batch, cfg.loss_chunk)
                         accelerator.backward(nll * scale)
                         if accelerator.sync_gradients:
-                            if cfg.max_grad_norm > 0:
-                                accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
+                            # the norm before clipping (inf: measured, not clipped)
+                            grad_norm = float(accelerator.clip_grad_norm_(params, cfg.max_grad_norm or math.inf))
                             optimizer.step()
                             scheduler.step()
                             optimizer.zero_grad(set_to_none=True)
@@ -198,7 +209,14 @@ def train_lora(
                         f"training diverged: the loss at step {done} is {step_loss}; lower --lr (now {cfg.lr:g}), "
                         f"keep --max-grad-norm above 0 (now {cfg.max_grad_norm:g}) or train in float32, and re-run "
                         f"with --overwrite; no adapter was written")
-                elapsed = time.perf_counter() - t0
+                val_loss = None
+                if validate is not None and eval_every and (done % eval_every == 0 or done == cfg.steps):
+                    began = time.perf_counter()
+                    val_loss = _validate(model, validate)
+                    paused += time.perf_counter() - began
+                if log is not None:
+                    log.write(done, loss=step_loss, lr=lr, grad_norm=grad_norm, tokens=rows.tokens, val_loss=val_loss)
+                elapsed = time.perf_counter() - t0 - paused
                 tps = trained / elapsed if elapsed > 0 else 0.0
                 bar.update(task, completed=done, loss=f"{step_loss:.4f}", tps=f"{tps:,.0f}")
                 if checkpoint_dir is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
@@ -206,10 +224,12 @@ def train_lora(
                         _save_checkpoint(checkpoint_dir, done, unwrapped, optimizer, scheduler, losses, cfg,
                                          fingerprint, world)
                     accelerator.wait_for_everyone()
-        elapsed = time.perf_counter() - t0
+        elapsed = time.perf_counter() - t0 - paused
         peak = memory.peak_rss_mb()
     finally:
         model.train(was_training)
+        if log is not None:
+            log.close()
 
     train_peak = None
     base = rss_baseline_mb if rss_baseline_mb is not None else rss_start
@@ -233,6 +253,15 @@ def train_lora(
         resumed_from=resumed_from,
         processes=world,
     )
+
+
+def _validate(model, validate) -> float:
+    model.eval()  # no dropout
+    try:
+        with torch.no_grad():
+            return float(validate(model))
+    finally:
+        model.train()
 
 
 def _save_checkpoint(checkpoint_dir: Path, step: int, model, optimizer, scheduler, losses: list[float],
