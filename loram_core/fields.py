@@ -90,8 +90,47 @@ def _dict(value: Any) -> Any:
     return dict(value) if isinstance(value, dict) else value
 
 
+def to_tables(value: Any) -> Any:
+    """A list of tables (TOML ``[[key]]``), or flag strings ``PATH`` / ``PATH@KEY=VALUE,KEY=VALUE``."""
+    if not isinstance(value, (list, tuple)):
+        return value
+    tables = []
+    for item in value:
+        if isinstance(item, str):
+            path, _, rest = item.partition("@")
+            table: dict[str, Any] = {"path": path}
+            for pair in filter(None, rest.split(",")):
+                key, eq, text = pair.partition("=")
+                if not eq:
+                    raise SettingError(f"expected PATH@KEY=VALUE,..., got {item!r}")
+                table[key.strip()] = text.strip()
+            item = table
+        tables.append(dict(item) if isinstance(item, dict) else item)
+    return tuple(tables)
+
+
+def tables(keys: Iterable[str]):
+    """Each entry a table with a string ``path`` and only ``keys`` besides, all strings."""
+    allowed = set(keys)
+
+    def check(_inst, attribute, value) -> None:
+        if not isinstance(value, tuple):
+            raise SettingError(f"{attribute.name} must be a list of tables, got {value!r}")
+        for n, table in enumerate(value):
+            if not isinstance(table, dict) or not isinstance(table.get("path"), str) or not table["path"]:
+                raise SettingError(f"{attribute.name}[{n}] must be a table with a path, got {table!r}")
+            unknown = sorted(set(table) - allowed - {"path"})
+            if unknown:
+                raise SettingError(f"{attribute.name}[{n}]: unknown key(s) {', '.join(unknown)} "
+                                   f"(known: path, {', '.join(sorted(allowed))})")
+            if not all(isinstance(v, str) for v in table.values()):
+                raise SettingError(f"{attribute.name}[{n}]: every value must be a string, got {table!r}")
+
+    return check
+
+
 # converters by the kind of value, so a flag's string and a recipe's TOML value end up the same
-CONVERTERS = {"float": to_float, "names": to_names, "options": _dict}
+CONVERTERS = {"float": to_float, "names": to_names, "options": _dict, "tables": to_tables}
 
 
 def setting(default: Any = attrs.NOTHING, *, help: str, group: str, kind: str | None = None, validator=None,

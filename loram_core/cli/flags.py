@@ -28,7 +28,7 @@ def flag_name(field: attrs.Attribute) -> str:
 def _help(field: attrs.Attribute) -> str:
     text = field.metadata["help"]
     default = RunSettings.default(field.name)
-    if field.metadata["kind"] in ("options", "bool") or default is None:
+    if field.metadata["kind"] in ("options", "tables", "bool") or default is None:
         return text
     shown = ",".join(default) if isinstance(default, tuple) else default
     return f"{text} (default {shown})"
@@ -53,7 +53,7 @@ def add_setting_flag(p, name: str, default: Any = S) -> None:
         kwargs["action"] = "store_false" if RunSettings.default(field.name) else "store_true"
     else:
         kwargs.update(type=PARSERS.get(meta["kind"], str), metavar=meta["metavar"], choices=meta["choices"])
-        if meta["kind"] == "options":
+        if meta["kind"] in ("options", "tables"):
             kwargs["action"] = "append"
     p.add_argument(flag_name(field), **kwargs)
 

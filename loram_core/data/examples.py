@@ -82,3 +82,24 @@ def encode_records(records: RecordSplits, fmt: str, settings, tokenizer, model: 
     if not splits["train"]:
         raise LoramError(f"data {records.name}: no training example keeps a trained token within --max-length {limit}")
     return ExampleSplits(records.name, fmt, splits["train"], splits["validation"], splits["test"], counts)
+
+
+def encode_sources(settings, tokenizer, cache_dir: Path) -> ExampleSplits:
+    """``--data-source`` entries, each read, split, found or named in format and encoded with its own field
+    names, then joined split by split (docs/data.md, "Several sources")."""
+    from loram_core.data.records import one_split
+
+    parts = []
+    for entry in settings.data_sources:
+        own = attrs.evolve(settings, data=entry["path"], data_sources=(),
+                           **{k: v for k, v in entry.items() if k not in ("path", "split")})
+        records = read_records(own.data, cache_dir)
+        if records is None:
+            raise LoramError(f"data source {own.data} is text, not records; give text as --data alone")
+        if "split" in entry:
+            records = one_split(records, entry["split"])
+        parts.append(encode_records(records, record_format(records, own), own, tokenizer, settings.model))
+    formats = sorted({p.format for p in parts})
+    counts = {s: {k: sum(p.counts[s][k] for p in parts) for k in parts[0].counts[s]} for s in SPLITS}
+    return ExampleSplits(" + ".join(p.name for p in parts), formats[0] if len(formats) == 1 else "mixed",
+                         *[[e for p in parts for e in p.split(s)] for s in SPLITS], counts=counts)

@@ -2,8 +2,8 @@
 train / validation / test splits: the source's own when it has them, else assigned per record by a hash.
 
 ``--data`` takes a ``.jsonl``, ``.json``, ``.parquet``, ``.csv`` or ``.arrow`` file, a folder of them (files named
-``train*``, ``validation*`` / ``valid*`` / ``dev*`` and ``test*`` are those splits), or the name of a dataset in
-the ``datasets`` cache. Nothing is fetched: ``HF_DATASETS_OFFLINE`` is set for the call (docs/data.md).
+``train*``, ``validation*`` / ``valid*`` / ``dev*`` and ``test*`` are those splits), a folder written by
+``save_to_disk``, or the name of a dataset in the ``datasets`` cache. Nothing is fetched: ``HF_DATASETS_OFFLINE`` is set for the call (docs/data.md).
 """
 
 from __future__ import annotations
@@ -99,8 +99,17 @@ def _first_line(exc: BaseException) -> str:
 
 
 def load_files(path: Path, cache_dir: Path) -> RecordSplits:
-    builder, by_split = data_files(path)
     import datasets
+
+    if path.is_dir() and ((path / "dataset_dict.json").is_file() or (path / "state.json").is_file()):
+        with _quiet_offline():  # a folder written by save_to_disk
+            try:
+                loaded = datasets.load_from_disk(str(path))
+            except Exception as exc:  # noqa: BLE001 - the user's folder
+                raise LoramError(f"data {path}: not readable as a saved dataset ({_first_line(exc)})") from None
+        parts = {s: loaded[s] for s in loaded} if isinstance(loaded, datasets.DatasetDict) else {"train": loaded}
+        return _splits(path.name, parts)
+    builder, by_split = data_files(path)
 
     with _quiet_offline():
         try:
@@ -120,6 +129,13 @@ def load_cached(name: str) -> RecordSplits | None:
         except Exception:  # noqa: BLE001 - not cached (or not a dataset): the caller says what was tried
             return None
     return _splits(name, {split: loaded[split] for split in loaded})
+
+
+def one_split(records: RecordSplits, split: str) -> RecordSplits:
+    """Only ``split`` of ``records``, split again by hash (a source's ``split = "train"``)."""
+    if split not in SPLITS:
+        raise LoramError(f"data {records.name}: split '{split}' is not one of {', '.join(SPLITS)}")
+    return _splits(f"{records.name}[{split}]", {"train": records.split(split)})
 
 
 def _splits(name: str, parts: dict[str, Any]) -> RecordSplits:

@@ -63,5 +63,5 @@ def run_eval(run: RunDir, res: Resources) -> dict:
     if overflowed:
         warn(f"perplexity not finite ({', '.join(overflowed)}): the model's predictions overflow (diverged training, "
              f"or a dtype too narrow for it); a recovered adapter with it is registered as 'diverged'")
-    return run.finish("eval", key, {"ppl": rows, "loss": losses, "eval": {"dataset": s.data, "split": "test", **scored}})
+    return run.finish("eval", key, {"ppl": rows, "loss": losses, "eval": {"dataset": res.data_name, "split": "test", **scored}})
 

@@ -55,6 +55,10 @@ class Resources:
 
     # --- data (docs/data.md): text as token streams, or encoded examples with labels ---------------------------
 
+    @property
+    def data_name(self) -> str:
+        return self.examples.name if self.settings.data_sources else self.settings.data
+
     @functools.cached_property
     def records(self):
         """Records of a data file, folder or cached dataset; None for a text file or a dataset alias."""
@@ -67,6 +71,8 @@ class Resources:
     def data_format(self) -> str:
         from loram_core.data.examples import record_format
 
+        if self.settings.data_sources:
+            return self.examples.format
         if self.records is None:
             if self.settings.data_format not in ("auto", "text"):
                 raise LoramError(f"--data-format {self.settings.data_format} needs records (a .jsonl, .json, .parquet, "
@@ -83,8 +89,11 @@ class Resources:
     @functools.cached_property
     def examples(self):
         """``ExampleSplits`` when the run trains on examples (every format but text in wrapped windows), else None."""
-        from loram_core.data.examples import encode_records
+        from loram_core.data.examples import encode_records, encode_sources
+        from loram_core.models.smollm2 import cache_root
 
+        if self.settings.data_sources:
+            return encode_sources(self.settings, self.tokenizer, cache_root() / "datasets")
         if self.data_format == "text" and (self.packing == "wrapped" or self.records is None):
             if self.packing != "wrapped":
                 raise LoramError(f"--packing {self.packing} needs records; {self.settings.data} is read as one text")

@@ -11,10 +11,14 @@ from loram_core.configs import build_config, parse_layers, ratio_in_unit_interva
 from loram_core.data.formats import FORMATS
 from loram_core.data.packing import PACKINGS
 from loram_core.errors import LoramError
-from loram_core.fields import boolean, derived_config, integer, names, number, optional_text, options, setting, text
+from loram_core.fields import (boolean, derived_config, integer, names, number, optional_text, options, setting,
+                               tables, text)
 from loram_core.placement import DEVICES, DTYPES
 
-REPORT_TO = ("none", "tensorboard")  # where training metrics go besides RUN_DIR/metrics.jsonl (train/metrics.py)
+REPORT_TO = ("none", "tensorboard")
+# What a --data-source entry may set for itself (docs/data.md, "Several sources").
+SOURCE_KEYS = ("split", "data_format", "field_text", "field_messages", "field_role", "field_content", "field_prompt",
+               "field_completion", "field_instruction", "field_input", "field_output", "field_system")  # where training metrics go besides RUN_DIR/metrics.jsonl (train/metrics.py)
 
 
 PLUGINS = "model, data and plugins"
@@ -53,6 +57,12 @@ class RunSettings:
                                        help="Alpaca output column")
     field_system: str | None = setting(None, validator=optional_text, group=DATA, metavar="KEY",
                                        help="a column with a system prompt for every record")
+    # Several sources, each with its own split, format and field names (TRL's and axolotl's `datasets:` entries);
+    # given, they replace --data.
+    data_sources: tuple[dict, ...] = setting(kind="tables", factory=tuple, group=DATA, flag="--data-source",
+                                             validator=tables(SOURCE_KEYS), metavar="PATH[@KEY=VALUE,...]",
+                                             help="a data source (repeatable; recipe: [[data_sources]] tables), "
+                                                  "keys split, data_format, field_*; replaces --data")
     chat_template: str | None = setting(None, validator=optional_text, group=DATA, metavar="NAME|FILE.jinja",
                                         help="chat template for chat data: chatml or a .jinja file (default: the tokenizer's)")
     train_on_inputs: bool = setting(False, validator=boolean, group=DATA,

@@ -54,7 +54,7 @@ def test_packed_and_wrapped_examples_train(world, tmp_path, capsys, packing):
     assert report["train"]["steps"] == 4 and report["train"]["tokens"] > 0
 
 
-@pytest.mark.parametrize("kind", ["parquet", "csv", "json", "folder"])
+@pytest.mark.parametrize("kind", ["parquet", "csv", "json", "folder", "saved"])
 def test_every_kind_of_data_file_is_read_through_datasets(world, tmp_path, capsys, kind):
     import datasets
 
@@ -62,13 +62,16 @@ def test_every_kind_of_data_file_is_read_through_datasets(world, tmp_path, capsy
     rows = [{"prompt": f"{i} plus 1 =", "completion": f" {i + 1} apples"} for i in range(40)]
     table = datasets.Dataset.from_list(rows)
     target = {"parquet": tmp_path / "d.parquet", "csv": tmp_path / "d.csv", "json": tmp_path / "d.json",
-              "folder": tmp_path / "d"}[kind]
+              "folder": tmp_path / "d", "saved": tmp_path / "saved"}[kind]
     if kind == "parquet":
         table.to_parquet(str(target))
     elif kind == "csv":
         table.to_csv(str(target), index=False)
     elif kind == "json":
         target.write_text(json.dumps(rows))
+    elif kind == "saved":  # save_to_disk, with its own splits
+        datasets.DatasetDict({"train": table.select(range(30)), "test": table.select(range(30, 40))}).save_to_disk(
+            str(target))
     else:  # the source's own splits, named by file
         target.mkdir()
         table.select(range(30)).to_json(str(target / "train.jsonl"))
@@ -77,7 +80,7 @@ def test_every_kind_of_data_file_is_read_through_datasets(world, tmp_path, capsy
     assert summary["format"] == "prompt_completion"
     counts = summary["counts"]
     assert sum(c["records"] for c in counts.values()) == 40
-    if kind == "folder":
+    if kind in ("folder", "saved"):
         assert counts["train"]["records"] == 30 and counts["test"]["records"] == 10 and counts["validation"]["records"] == 0
     example = summary["examples"][0]
     assert example["labels"][-1] != IGNORE and example["labels"][0] == IGNORE  # completion and eos trained
@@ -127,3 +130,39 @@ def test_bad_data_is_one_line_naming_the_record_and_nothing_is_written(world, tm
                        f"instruction data: {case}")
     assert expected in message and str(data.name) in message
     assert tree_hashes(tmp_path) == before and not (tmp_path / "run").exists()
+
+
+def test_several_sources_each_with_its_own_split_format_and_fields(world, tmp_path, capsys):
+    import datasets
+
+    root, model, records = world
+    alpaca = [{"task": f"Add {i} and 2.", "extra": "", "answer": str(i + 2)} for i in range(30)]
+    datasets.Dataset.from_list(alpaca).to_parquet(str(tmp_path / "alpaca.parquet"))
+    (tmp_path / "recipe.toml").write_text(f"""
+[[data_sources]]
+path = "{root / 'chat.jsonl'}"
+
+[[data_sources]]
+path = "{tmp_path / 'alpaca.parquet'}"
+split = "train"
+data_format = "alpaca"
+field_instruction = "task"
+field_input = "extra"
+field_output = "answer"
+""")
+    flags = ["--data-source", str(root / "chat.jsonl"),
+             "--data-source", f"{tmp_path / 'alpaca.parquet'}@split=train,data_format=alpaca,field_instruction=task,"
+                              f"field_input=extra,field_output=answer"]
+    summary = report_of(capsys, ["data", "inspect", "--model", model, "--chat-template", "chatml", *flags, "--json"])
+    assert summary["format"] == "mixed"
+    from loram_core.data.examples import read_records
+
+    alpaca_train = len(read_records(str(tmp_path / "alpaca.parquet"), tmp_path / "cache").split("train"))
+    assert 0 < alpaca_train < 30
+    assert sum(c["records"] for c in summary["counts"].values()) == len(records) + alpaca_train  # its train split only
+    report = report_of(capsys, ["run", "--model", model, "--recipe", tmp_path / "recipe.toml", "--chat-template",
+                                "chatml", "--out", tmp_path / "run", *RUN, "--json"])
+    assert report["eval"]["dataset"] == "chat.jsonl + alpaca.parquet[train]" and report["eval"]["scored"] == "responses"
+    saved = json.loads((tmp_path / "run" / "run.json").read_text())["settings"]["data_sources"]
+    assert saved[1] == {"path": str(tmp_path / "alpaca.parquet"), "split": "train", "data_format": "alpaca",
+                        "field_instruction": "task", "field_input": "extra", "field_output": "answer"}
