@@ -129,3 +129,24 @@ def test_two_processes_resume_a_single_process_checkpoint(pruned_run, tmp_path, 
     assert record["resumed_from"] == 2 and record["processes"] == 2
     assert sorted(_batches(tmp_path / "dbg2", 0)) == [(2, 0), (3, 0)]  # steps 0-1 came from the checkpoint
     _assert_same_adapter(load_file(one / WEIGHTS), want)
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one_on_examples_of_unequal_lengths(inputs, tmp_path, monkeypatch):
+    """Instruction examples: rows of different lengths and trained-token counts per process; the step's loss is
+    the mean over the global batch's trained tokens, so the split into processes changes nothing."""
+    model, _ = inputs
+    chats = [{"messages": [{"role": "user", "content": f"what is {i} plus {i % 5}?" + " please" * (i % 4)},
+                           {"role": "assistant", "content": f"{i + i % 5}" + " indeed" * (i % 3)}]} for i in range(40)]
+    (tmp_path / "chat.jsonl").write_text("".join(json.dumps(c) + "\n" for c in chats))
+    base = tmp_path / "pruned"
+    assert main(["prune", str(base), "--model", str(model), "--data", str(tmp_path / "chat.jsonl"), "--chat-template",
+                 "chatml", "--seq-len", "96", "--no-progress"]) == 0
+    two, one = _copy(base, tmp_path / "two"), _copy(base, tmp_path / "one")
+    flags = [f if f != "32" else "96" for f in TRAIN]  # --seq-len 96: a chat fits a row
+    _launch(two, tmp_path / "dbg2", "--batch-size", "2", *flags)
+    ref = _train_in_process(one, tmp_path / "dbg1", monkeypatch, "--batch-size", "4", *flags)
+    record = json.loads((two / "stages" / "train.json").read_text())
+    assert record["processes"] == 2 and record["tokens"] == ref["tokens"]
+    torch.testing.assert_close(torch.tensor(record["losses"]), torch.tensor(ref["losses"]), rtol=1e-5, atol=0)
+    _assert_same_adapter(load_file(two / WEIGHTS), load_file(one / WEIGHTS))
