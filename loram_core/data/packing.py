@@ -99,7 +99,9 @@ def to_stream(examples: Sequence[Example]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def collate(rows: Sequence[Row], pad_id: int) -> Batch:
-    """Rows padded on the right to the longest; padding gets label ``IGNORE`` and positions of its own."""
+    """Rows padded on the right to the longest; padding gets label ``IGNORE`` and positions of its own. Rows of
+    one example each get no position ids: under a causal mask no real token sees the padding after it, and the
+    attention keeps its fast causal path (packed rows need the ids, and a mask built from them)."""
     width = max(len(r.input_ids) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
@@ -110,4 +112,5 @@ def collate(rows: Sequence[Row], pad_id: int) -> Batch:
         labels[n, :k] = torch.tensor(row.labels)
         pos[n, :k] = torch.tensor(row.position_ids)
         pos[n, k:] = torch.arange(width - k)
-    return Batch(ids, labels, pos)
+    unpacked = all(r.position_ids == tuple(range(len(r.position_ids))) for r in rows)
+    return Batch(ids, labels, None if unpacked else pos)

@@ -55,6 +55,7 @@ def build_report(run: RunDir, settings, model_path: str) -> dict[str, Any]:
         "eval": ev.get("eval"),
         "align": align and {k: align.get(k) for k in ("aligner", "dataset", "steps", "ppl_before", "ppl_after")},
         "losses": train.get("losses"),
+        "data": train.get("data"),
     }
 
 
@@ -84,6 +85,11 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
     summary.add_row("train peak RSS above the RSS before loading (MB)", _fmt(m["train_peak_rss_mb"], ".0f"))
     summary.add_row("train steps / tokens", f"{_fmt(t['steps'])} / {_fmt(t['tokens'])}")
     summary.add_row("train tokens/s", _fmt(t["tokens_per_s"], ".0f"))
+    counts = ((report.get("data") or {}).get("counts") or {}).get("train")
+    if counts:
+        summary.add_row("train examples (truncated, dropped)",
+                        f"{counts['examples']:,} ({counts['truncated']:,}, {counts['dropped']:,})")
+        summary.add_row("train tokens trained / all", f"{counts['trained']:,} / {counts['tokens']:,}")
     summary.add_row("train loss first -> last", f"{_fmt(t['loss_first'], '.3f')} -> {_fmt(t['loss_last'], '.3f')}")
     console.print(summary)
     ev = report.get("eval") or {}

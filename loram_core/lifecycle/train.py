@@ -86,6 +86,9 @@ def run_train(run: RunDir, res: Resources) -> dict:
             "quantizer": quantized,
             "processes": result.processes,
             "global_batch": s.batch_size * result.processes * s.grad_accum,
+            # what the examples were made of: records, examples, dropped, truncated, tokens, trained per split
+            "data": {"name": res.data_name, "format": res.data_format, "packing": res.packing,
+                     "counts": res.examples.counts if res.examples is not None else None},
             "device": placement.device,
             "dtype": placement.dtype_name if not s.quantizer else None,
         },

@@ -40,6 +40,9 @@ def test_a_chat_run_trains_and_scores_the_responses(world, tmp_path, capsys):
     report = report_of(capsys, ["run", "--model", model, "--data", root / "chat.jsonl", "--chat-template", "chatml",
                                 "--out", tmp_path / "run", *RUN, "--json"])
     assert report["eval"]["scored"] == "responses" and report["eval"]["examples"] > 0
+    data = report["data"]
+    assert data["format"] == "messages" and data["packing"] == "none"
+    assert sum(c["records"] for c in data["counts"].values()) == 60 and data["counts"]["train"]["truncated"] == 0
     assert set(report["loss"]) == {"original", "pruned", "pruned_lora", "loram"}
     assert all(report["ppl"][k] > 1 for k in report["ppl"])
     run = json.loads((tmp_path / "run" / "run.json").read_text())["settings"]
