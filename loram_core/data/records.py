@@ -72,11 +72,14 @@ def data_files(path: Path) -> tuple[str, dict[str, list[str]]]:
 
 @contextlib.contextmanager
 def _quiet_offline() -> Iterator[None]:
-    """``datasets`` offline, without its progress bars and log lines (its errors come back as exceptions)."""
+    """``datasets`` offline, without its progress bars and log lines (its errors come back as exceptions). Both
+    libraries read their offline switch when imported, so the switch is set on them, not only in the environment."""
     import datasets
+    import huggingface_hub.constants as hub
 
-    old = os.environ.get("HF_DATASETS_OFFLINE")
+    saved = (os.environ.get("HF_DATASETS_OFFLINE"), datasets.config.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE)
     os.environ["HF_DATASETS_OFFLINE"] = "1"
+    datasets.config.HF_HUB_OFFLINE = hub.HF_HUB_OFFLINE = True
     logger = logging.getLogger("datasets")
     level = logger.level
     datasets.disable_progress_bars()
@@ -86,10 +89,11 @@ def _quiet_offline() -> Iterator[None]:
     finally:
         logger.setLevel(level)
         datasets.enable_progress_bars()
-        if old is None:
+        datasets.config.HF_HUB_OFFLINE, hub.HF_HUB_OFFLINE = saved[1], saved[2]
+        if saved[0] is None:
             os.environ.pop("HF_DATASETS_OFFLINE", None)
         else:
-            os.environ["HF_DATASETS_OFFLINE"] = old
+            os.environ["HF_DATASETS_OFFLINE"] = saved[0]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -30,9 +30,12 @@ def world(tmp_path_factory):
 
 
 def report_of(capsys, argv) -> dict:
+    """``loram ARGV`` exits 0 and prints JSON, and nothing on stderr (no datasets bars or log lines in a pipe)."""
     capsys.readouterr()
     assert main([str(a) for a in argv]) == 0
-    return json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    return json.loads(captured.out)
 
 
 def test_a_chat_run_trains_and_scores_the_responses(world, tmp_path, capsys):
@@ -169,3 +172,28 @@ field_output = "answer"
     saved = json.loads((tmp_path / "run" / "run.json").read_text())["settings"]["data_sources"]
     assert saved[1] == {"path": str(tmp_path / "alpaca.parquet"), "split": "train", "data_format": "alpaca",
                         "field_instruction": "task", "field_input": "extra", "field_output": "answer"}
+
+
+def test_a_dataset_in_the_local_datasets_cache_is_read_by_name_offline(world, tmp_path, monkeypatch, capsys):
+    """A hub dataset loaded once before sits in the datasets cache as OWNER___NAME/CONFIG/VERSION/HASH; here that
+    layout is made from a local file (no hub is reachable), and `--data someorg/arith` reads it with no network."""
+    import shutil
+
+    import datasets
+
+    root, model, _ = world
+    cache = tmp_path / "hf-datasets"
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(cache))
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+    rows = [{"prompt": f"{i} plus 1 =", "completion": f" {i + 1} apples"} for i in range(20)]
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    datasets.load_dataset("json", data_files={"train": str(tmp_path / "a.jsonl")}, cache_dir=str(tmp_path / "build"))
+    built = next((tmp_path / "build").glob("json/*/*/*/dataset_info.json")).parent
+    cached = cache / "someorg___arith" / "default" / "0.0.0" / "0123abcd"
+    cached.mkdir(parents=True)
+    for f in built.iterdir():
+        shutil.copy(f, cached / f.name.replace("json-", "arith-"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    summary = report_of(capsys, ["data", "inspect", "--model", model, "--data", "someorg/arith", "--json"])
+    assert summary["format"] == "prompt_completion"
+    assert sum(c["records"] for c in summary["counts"].values()) == 20
