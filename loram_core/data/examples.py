@@ -31,7 +31,8 @@ class ExampleSplits:
 
 
 def fields_of(settings) -> Fields:
-    return Fields(**{f.name: getattr(settings, f"field_{f.name}") for f in attrs.fields(Fields)})
+    names = {f.name: getattr(settings, f"field_{f.name}") for f in attrs.fields(Fields) if f.name != "roles"}
+    return Fields(**names, roles=dict(settings.roles))
 
 
 def read_records(data: str, cache_dir: Path) -> RecordSplits | None:

@@ -37,6 +37,12 @@ class Fields:
     input: str | None = None
     output: str | None = None
     system: str | None = None
+    roles: dict = attrs.field(factory=dict)  # a source's role names -> system, user, assistant ("bot" -> "assistant")
+
+    def __attrs_post_init__(self):
+        wrong = {k: v for k, v in self.roles.items() if v not in ROLES}
+        if wrong:
+            raise LoramError(f"--role maps to {', '.join(map(str, wrong.values()))}; a role is one of {', '.join(ROLES)}")
 
     def name(self, key: str, fmt: str) -> str:
         own = getattr(self, key)
@@ -144,7 +150,7 @@ def _turns(items: list, fields: Fields, fmt: str, source: str, index: int, where
            trained: bool | None) -> tuple[Turn, ...]:
     """Messages as turns; ``trained`` None: the assistant's turns are trained."""
     role_key, content_key = fields.name("role", fmt), fields.name("content", fmt)
-    roles = SHAREGPT_ROLES if fmt == "sharegpt" else {r: r for r in ROLES}
+    roles = {**(SHAREGPT_ROLES if fmt == "sharegpt" else {r: r for r in ROLES}), **fields.roles}
     turns = []
     for n, item in enumerate(items):
         if not isinstance(item, dict) or role_key not in item or content_key not in item:

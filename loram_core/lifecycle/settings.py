@@ -57,6 +57,8 @@ class RunSettings:
                                        help="Alpaca output column")
     field_system: str | None = setting(None, validator=optional_text, group=DATA, metavar="KEY",
                                        help="a column with a system prompt for every record")
+    roles: dict = setting(kind="options", factory=dict, validator=options, group=DATA, flag="--role",
+                          metavar="NAME=ROLE", help="a role name of the data as system, user or assistant, e.g. bot=assistant (repeatable)")
     # Several sources, each with its own split, format and field names (TRL's and axolotl's `datasets:` entries);
     # given, they replace --data.
     data_sources: tuple[dict, ...] = setting(kind="tables", factory=tuple, group=DATA, flag="--data-source",

@@ -83,6 +83,18 @@ def test_field_maps_read_other_column_and_key_names(smollm2_tokenizer):
     assert list(example.input_ids) == MULTI_TURN_IDS and list(example.labels) == MULTI_TURN_LABELS
 
 
+def test_role_maps_read_other_role_names(smollm2_tokenizer):
+    names = {"system": "instructions", "user": "human", "assistant": "bot"}
+    record = {"messages": [{"role": names[t["role"]], "content": t["content"]} for t in MULTI_TURN["messages"]]}
+    fields = Fields(roles={"instructions": "system", "human": "user", "bot": "assistant"})
+    _, example = encode(smollm2_tokenizer, record, fields)
+    assert list(example.input_ids) == MULTI_TURN_IDS and list(example.labels) == MULTI_TURN_LABELS
+    from loram_core.errors import LoramError
+
+    with pytest.raises(LoramError, match="a role is one of system, user, assistant"):
+        Fields(roles={"bot": "robot"})
+
+
 def test_truncation_cuts_from_the_right_and_says_so(smollm2_tokenizer):
     _, example = encode(smollm2_tokenizer, MULTI_TURN)
     cut, was_cut = truncate(example, 20)
