@@ -38,12 +38,17 @@ def fields_of(settings) -> Fields:
 def read_records(data: str, cache_dir: Path) -> RecordSplits | None:
     """The records of ``data`` when it is a data file, a folder of them, a dataset alias of records or a cached
     ``datasets`` dataset; None when it is text (a text file or a text alias)."""
+    source = read_source(data, cache_dir)
+    return source if isinstance(source, RecordSplits) else None
+
+
+def read_source(data: str, cache_dir: Path):
+    """``RecordSplits``, the ``TextSplits`` of a text alias (loaded once), or None for a text file."""
     from loram_core import registry
 
     alias = registry.collect("dataset").get(data)
     if alias is not None:
-        loaded = alias.obj.load()
-        return loaded if isinstance(loaded, RecordSplits) else None
+        return alias.obj.load()
     path = Path(data).expanduser()
     if path.is_dir() or (path.is_file() and is_record_file(path)):
         return load_files(path, cache_dir)

@@ -60,12 +60,19 @@ class Resources:
         return self.examples.name if self.settings.data_sources else self.settings.data
 
     @functools.cached_property
-    def records(self):
-        """Records of a data file, folder or cached dataset; None for a text file or a dataset alias."""
-        from loram_core.data.examples import read_records
+    def source(self):
+        """``RecordSplits`` (data files, folders, record aliases, the datasets cache), a text alias's
+        ``TextSplits``, or None for a text file: read once per process."""
+        from loram_core.data.examples import read_source
         from loram_core.models.smollm2 import cache_root
 
-        return read_records(self.settings.data, cache_root() / "datasets")
+        return read_source(self.settings.data, cache_root() / "datasets")
+
+    @property
+    def records(self):
+        from loram_core.data.records import RecordSplits
+
+        return self.source if isinstance(self.source, RecordSplits) else None
 
     @functools.cached_property
     def data_format(self) -> str:
@@ -109,7 +116,7 @@ class Resources:
         from loram_core.data.splits import SPLITS, TextSplits
 
         if self.records is None:
-            return load_dataset(self.settings.data)
+            return self.source if isinstance(self.source, TextSplits) else load_dataset(self.settings.data)
         fields = fields_of(self.settings)
         docs = {s: [convert(r, "text", fields, self.records.name, n) for n, r in self.records.numbered(s)]
                 for s in SPLITS}

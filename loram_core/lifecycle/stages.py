@@ -55,7 +55,8 @@ STAGES = (
           needs_data=True, collective=True, enabled=lambda s: bool(s.aligner),
           reads=("aligner", "aligner_options", "seed", *PLACEMENT)),
     Stage("train", "loram_core.lifecycle.train:run_train", "train LoRA on the pruned model", needs_data=True,
-          collective=True, reads=(*DATA_FIELDS, "quantizer", "quantizer_options", *TRAIN_FIELDS, *PLACEMENT)),
+          collective=True, reads=(*DATA_FIELDS, "quantizer", "quantizer_options", *TRAIN_FIELDS, *PLACEMENT,
+                                  "eval_every", "report_to")),  # the last two: what metrics.jsonl holds
     Stage("recover", "loram_core.lifecycle.recover:run_recover", "recover the adapter to the original shapes",
           needs_data=False, reads=("recoverer", "seed")),
     Stage("merge", "loram_core.lifecycle.merge:run_merge", "merge the recovered adapter into the original model",

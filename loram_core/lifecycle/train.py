@@ -22,6 +22,7 @@ def train_key(run: RunDir, settings) -> str:
     # The global micro-batch, as the checkpoints count it: 2 processes x b is the run 1 process x 2b is.
     train["batch_size"] *= distributed.process_count()
     data = {name: getattr(settings, name) for name in DATA_FIELDS}
+    train["metrics"] = (settings.eval_every, settings.report_to)  # metrics.jsonl and the event files are train's too
     return stage_key("train", prune.get("key"), align.get("key"), data, settings.quantizer,
                      settings.quantizer_options, train, Placement.from_settings(settings).dtype_name)
 
