@@ -55,6 +55,7 @@ class ExampleRows:
         if not rows:
             raise LoramError("no training examples")
         self.rows, self.pad_id = list(rows), pad_id
+        self._epoch, self._permutation = None, None
 
     def check(self, cfg: TrainConfig, vocab: int) -> None:
         longest = max(len(r.input_ids) for r in self.rows)
@@ -72,12 +73,10 @@ class ExampleRows:
         return torch.tensor(out, dtype=torch.long)
 
     def _order(self, epoch: int, seed: int) -> torch.Tensor:
-        cache = getattr(self, "_orders", {})
-        if (epoch, seed) not in cache:
+        if self._epoch != (epoch, seed):  # steps go forward: only the current epoch's order is kept
             gen = torch.Generator().manual_seed(seed_of(seed, "epoch", epoch))
-            cache = {(epoch, seed): torch.randperm(len(self.rows), generator=gen)}  # one epoch at a time
-            self._orders = cache
-        return cache[(epoch, seed)]
+            self._epoch, self._permutation = (epoch, seed), torch.randperm(len(self.rows), generator=gen)
+        return self._permutation
 
     def global_batch(self, step: int, cfg: TrainConfig, processes: int) -> RowBatch:
         return RowBatch([self.rows[int(i)] for i in self.indices(step, cfg, processes)], self.pad_id)
