@@ -11,7 +11,6 @@ from loram_core.lifecycle.pruned_folder import META, load_pruned_model
 from loram_core.lifecycle.quantize import quantize_pruned
 from loram_core.lifecycle.resources import Resources
 from loram_core.lifecycle.rundir import RunDir, stage_key
-from loram_core.lifecycle.settings import DATA_FIELDS
 from loram_core.placement import Placement
 
 
@@ -23,8 +22,7 @@ def run_eval(run: RunDir, res: Resources) -> dict:
     s = res.settings
     upstream = [(run.record(st) or {}).get("key") for st in ("prune", "align", "train", "recover")]
     placement = Placement.from_settings(s)
-    data = {name: getattr(s, name) for name in DATA_FIELDS}
-    key = stage_key("eval", upstream, data, s.eval_tokens, s.eval_seq_len, res.model_path, placement.dtype_name)
+    key = stage_key("eval", upstream, s.data_settings(), s.eval_tokens, s.eval_seq_len, res.model_path, placement.dtype_name)
     done = run.done("eval", key)
     if done:
         return done

@@ -15,7 +15,6 @@ from loram_core.errors import warn
 from loram_core.lifecycle.pruned_folder import META, finish_folder, save_pruned_model_weights, stream_pruned_weights
 from loram_core.lifecycle.resources import Resources
 from loram_core.lifecycle.rundir import RunDir, stage_key
-from loram_core.lifecycle.settings import DATA_FIELDS
 from loram_core.plan import ModelFingerprint
 from loram_core.plan.apply import apply_plan, empty_model
 from loram_core.plan.fingerprint import count_parameters, param_bytes
@@ -43,8 +42,7 @@ def pruner_config(pruner, settings, say=warn):
 
 def prune_key(settings) -> str:
     s = settings
-    data = {name: getattr(s, name) for name in DATA_FIELDS}  # what calibration reads
-    return stage_key("prune", s.model, s.pruner, s.ratio, s.layers, s.pruner_options, s.seed, data,
+    return stage_key("prune", s.model, s.pruner, s.ratio, s.layers, s.pruner_options, s.seed, s.data_settings(),
                      s.calibration_samples, s.seq_len)
 
 

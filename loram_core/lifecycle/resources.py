@@ -144,18 +144,26 @@ class Resources:
             return TokenStream(*to_stream(self.examples.train))
         return ExampleRows(to_rows(self.examples.train, self.packing, self.settings.seq_len), self.tokenizer.pad_token_id)
 
-    def validation_loss(self, model) -> float:
-        """Mean loss on the validation split: its responses (records), or windows of --eval-seq-len (text),
-        as far as --eval-tokens reaches; for ``--eval-every``."""
+    @functools.cached_property
+    def validation_set(self):
+        """What ``--eval-every`` scores, made once: the validation responses (records), or its text's tokens, as
+        far as --eval-tokens reaches."""
         from loram_core.data import tokenize_documents
-        from loram_core.evaluate import perplexity, response_perplexity, up_to
+        from loram_core.evaluate import up_to
 
-        s = self.settings
         if self.examples is not None:
-            held_out = self.examples.validation or self.examples.test
-            return response_perplexity(model, up_to(held_out, s.eval_tokens), progress=False).nll
-        tokens = tokenize_documents(self.tokenizer, self.splits.validation or self.splits.test, max_tokens=s.eval_tokens)
-        return perplexity(model, tokens, seq_len=min(s.eval_seq_len, tokens.numel()), progress=False).nll
+            return up_to(self.examples.validation or self.examples.test, self.settings.eval_tokens)
+        return tokenize_documents(self.tokenizer, self.splits.validation or self.splits.test,
+                                  max_tokens=self.settings.eval_tokens)
+
+    def validation_loss(self, model) -> float:
+        """Mean loss on ``validation_set``: over its responses, or windows of --eval-seq-len of its text."""
+        from loram_core.evaluate import perplexity, response_perplexity
+
+        held_out = self.validation_set
+        if self.examples is not None:
+            return response_perplexity(model, held_out, progress=False).nll
+        return perplexity(model, held_out, seq_len=min(self.settings.eval_seq_len, held_out.numel()), progress=False).nll
 
     @functools.cached_property
     def test_tokens(self) -> torch.Tensor:

@@ -139,6 +139,10 @@ class RunSettings:
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self, value_serializer=lambda _i, _a, v: list(v) if isinstance(v, tuple) else v)
 
+    def data_settings(self) -> dict[str, Any]:
+        """The fields the examples are made from (``DATA_FIELDS``): what a stage that reads the data hashes."""
+        return {name: getattr(self, name) for name in DATA_FIELDS}
+
     def train_config(self) -> TrainConfig:
         return TrainConfig(**{name: getattr(self, name) for name in TRAIN_FIELDS})
 

@@ -10,7 +10,6 @@ from loram_core.lifecycle.pruned_folder import load_pruned_model
 from loram_core.lifecycle.quantize import quantize_pruned
 from loram_core.lifecycle.resources import Resources
 from loram_core.lifecycle.rundir import RunDir, stage_key
-from loram_core.lifecycle.settings import DATA_FIELDS
 from loram_core.placement import Placement
 from loram_core.plan.fingerprint import count_parameters, param_bytes
 
@@ -21,7 +20,7 @@ def train_key(run: RunDir, settings) -> str:
     train = settings.train_config().to_dict()
     # The global micro-batch, as the checkpoints count it: 2 processes x b is the run 1 process x 2b is.
     train["batch_size"] *= distributed.process_count()
-    data = {name: getattr(settings, name) for name in DATA_FIELDS}
+    data = settings.data_settings()
     train["metrics"] = (settings.eval_every, settings.report_to)  # metrics.jsonl and the event files are train's too
     return stage_key("train", prune.get("key"), align.get("key"), data, settings.quantizer,
                      settings.quantizer_options, train, Placement.from_settings(settings).dtype_name)
