@@ -81,6 +81,11 @@ def names(_inst, attribute, value) -> None:
         raise SettingError(f"{attribute.name} must be a non-empty list of names, got {value!r}")
 
 
+def optional_names(_inst, attribute, value) -> None:
+    if value != ():
+        names(_inst, attribute, value)
+
+
 def options(_inst, attribute, value) -> None:
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
         raise SettingError(f"{attribute.name} must be a table of KEY = VALUE, got {value!r}")

@@ -43,5 +43,10 @@ def register_models(register):
 
 
 @hookspec
+def register_task_evaluators(register):
+    """``register(evaluator, aliases=())``: a ``loram_core.protocols.TaskEvaluator``."""
+
+
+@hookspec
 def register_commands(cli):
     """Add CLI subcommands: ``cli`` is the argparse sub-parsers object of ``loram``."""

@@ -119,6 +119,22 @@ class ModelAlias(Protocol):
     def resolve(self) -> Path | str: ...
 
 
+@runtime_checkable
+class TaskEvaluator(Protocol):
+    """Scores a model on downstream tasks (``register_task_evaluators``); perplexity stays built in.
+
+    ``tasks(include_path)`` lists the tasks it runs as ``loram_core.task_eval.TaskInfo``; ``evaluate`` scores
+    an in-memory model (plain, ``PeftModel`` or quantized) on some of them and returns
+    ``{task: loram_core.task_eval.TaskScore}``. docs/tasks.md describes both.
+    """
+
+    name: str
+
+    def tasks(self, include_path: str | None) -> list[Any]: ...
+
+    def evaluate(self, model: torch.nn.Module, tokenizer: Any, tasks: list[str], options: Any) -> dict[str, Any]: ...
+
+
 # registry kind -> protocol
 PROTOCOLS: dict[str, type] = {
     "pruner": Pruner,
@@ -128,6 +144,7 @@ PROTOCOLS: dict[str, type] = {
     "architecture": ArchitectureFamily,
     "dataset": Dataset,
     "model": ModelAlias,
+    "evaluator": TaskEvaluator,
 }
 
 _EVERY_KIND = {"description": "", "version": None}
@@ -141,6 +158,7 @@ OPTIONAL_MEMBERS: dict[type, dict[str, Any]] = {
     ArchitectureFamily: dict(_EVERY_KIND),
     Dataset: dict(_EVERY_KIND),
     ModelAlias: dict(_EVERY_KIND),
+    TaskEvaluator: dict(_EVERY_KIND),
 }
 
 _DOCUMENTED = object()
@@ -181,6 +199,7 @@ __all__ = [
     "Pruner",
     "Quantizer",
     "Recoverer",
+    "TaskEvaluator",
     "missing_members",
     "optional_member",
     "quantizer_bits",

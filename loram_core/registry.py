@@ -21,6 +21,7 @@ KINDS = {
     "architecture": "register_architectures",
     "dataset": "register_datasets",
     "model": "register_models",
+    "evaluator": "register_task_evaluators",
 }
 
 

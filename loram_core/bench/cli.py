@@ -30,14 +30,21 @@ def _print_rows(rows: list[dict], console: Console, title: str) -> None:
                       fmt(p.get("original"), ".2f"), fmt(p.get("pruned"), ".2f"), fmt(p.get("pruned_lora"), ".2f"),
                       fmt(p.get("loram"), ".2f"), fmt(m.get("train_peak_rss_mb"), ",.0f"), fmt(t.get("tokens_per_s"), ".0f"))
     console.print(table)
+    from loram_core.bench.tasks_table import tasks_rich
+
+    tasks = tasks_rich(rows)
+    if tasks is not None:
+        console.print(tasks)
 
 
 def write_results(rows: list[dict], out: Path, subject: str, plots: bool = True) -> list[Path]:
     from loram_core.bench.markdown import results_table
+    from loram_core.bench.tasks_table import tasks_markdown
 
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "results.json", rows)
-    write_bytes(out / "results.md", results_table(rows).encode())
+    tasks = tasks_markdown(rows)
+    write_bytes(out / "results.md", (results_table(rows) + (f"\n{tasks}" if tasks else "")).encode())
     written = [out / "results.json", out / "results.md"]
     if plots:
         from loram_core.bench.plots import all_plots

@@ -46,6 +46,7 @@ def row_of(report: dict, source: Path, cell: dict | None = None) -> dict:
         "train": report.get("train") or {},
         "ppl": report.get("ppl") or {},
         "eval": report.get("eval") or {},
+        "tasks": report.get("tasks"),
         "losses": [m["loss"] for m in metrics] if metrics else report.get("losses") or [],
         "val_losses": [(m["step"], m["val_loss"]) for m in metrics if "val_loss" in m],
     }

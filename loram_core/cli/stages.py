@@ -49,12 +49,22 @@ def add_commands(sub) -> None:
     run.add_argument("--out", default="runs/latest", metavar="RUN_DIR", help="run directory (default runs/latest)")
     _common(run)
     run.set_defaults(func=cmd_run)
+    commands: dict[str, list] = {}  # command -> its rows of the stage table (`loram eval`: eval and tasks)
     for stage in table.STAGES:
-        p = sub.add_parser(stage.name, help=stage.help)
-        p.add_argument("run_dir", metavar="RUN_DIR", type=Path)
+        commands.setdefault(stage.cli, []).append(stage)
+    for command, rows in commands.items():
+        p = sub.add_parser(command, help="; ".join(row.help for row in rows))
+        names = tuple(row.name for row in rows)
+        if command == "eval":  # `loram eval --list-tasks` needs no run directory
+            p.add_argument("run_dir", metavar="RUN_DIR", type=Path, nargs="?")
+            p.add_argument("--list-tasks", action="store_true",
+                           help="list the downstream tasks the installed evaluators offer (with --include-path: "
+                                "yours too) and exit")
+        else:
+            p.add_argument("run_dir", metavar="RUN_DIR", type=Path)
         add_run_flags(p)
         _common(p)
-        p.set_defaults(func=lambda a, _s=stage.name: do_stages(a.run_dir, a, (_s,), inherit=True))
+        p.set_defaults(func=lambda a, _names=names: _stage_command(a, _names))
     pub = sub.add_parser("publish", help="write a run's plan and pruned (aligned) weights as a folder others train on",
                          description="OUT gets plan/, pruned/, loram_published.json and a model card (README.md); "
                                      "'loram run --pruned OUT --model BASE' then skips pruning.")
@@ -62,6 +72,16 @@ def add_commands(sub) -> None:
     pub.add_argument("out", metavar="OUT", type=Path)
     pub.add_argument("--json", action="store_true", help="print the published card as JSON")
     pub.set_defaults(func=cmd_publish)
+
+
+def _stage_command(args, names: tuple[str, ...]) -> int:
+    if getattr(args, "list_tasks", False):
+        from loram_core.cli.tasks_cmd import list_tasks
+
+        return list_tasks(getattr(args, "include_path", None), as_json=args.json)
+    if args.run_dir is None:
+        raise LoramError(f"loram {names[0]}: give a RUN_DIR (or --list-tasks)")
+    return do_stages(args.run_dir, args, names, inherit=True)
 
 
 def cmd_publish(args) -> int:

@@ -39,16 +39,22 @@ def find_archive() -> Path:
     return path
 
 
-def task_files(folder: str) -> Iterator[tuple[str, dict]]:
-    """``(subtask path, task.json)`` for every ``task.json`` under ``benchmark_tasks/<folder>/``, in archive
-    order; a folder with subtasks yields those, not its own summary file."""
-    prefix = f"{TASKS}{folder}/"
+def task_files(*folders: str) -> Iterator[tuple[str, dict]]:
+    """``(subtask path, task.json)`` for every ``task.json`` under ``benchmark_tasks/<folder>/`` of each folder,
+    in archive order; a folder with subtasks yields those, not its own summary file. One sequential pass over
+    the archive (a gzip stream cannot seek back cheaply), however many folders."""
+    found: dict[str, dict] = {}
     with tarfile.open(find_archive()) as archive:
-        members = [m for m in archive.getmembers() if m.name.startswith(prefix) and m.name.endswith("/task.json")]
-        nested = [m for m in members if m.name.count("/") > prefix.count("/")]
-        for member in nested or members:
-            with archive.extractfile(member) as f:
-                yield member.name[len(TASKS):-len("/task.json")], json.load(f)
+        for member in archive:
+            if member.name.startswith(TASKS) and member.name.endswith("/task.json"):
+                path = member.name[len(TASKS):-len("/task.json")]
+                if path.split("/")[0] in folders:
+                    with archive.extractfile(member) as f:
+                        found[path] = json.load(f)
+    for path, task in found.items():
+        if "/" not in path and any(other.startswith(path + "/") for other in found):
+            continue
+        yield path, task
 
 
 def fetch(target: Path | None = None) -> Path:

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import gc
 import math
 
-from loram_core.adapters.files import WEIGHTS
 from loram_core.errors import warn
-from loram_core.lifecycle.pruned_folder import META, load_pruned_model
-from loram_core.lifecycle.quantize import quantize_pruned
 from loram_core.lifecycle.resources import Resources
 from loram_core.lifecycle.rundir import RunDir, stage_key
+from loram_core.lifecycle.variants import model_variants
 from loram_core.placement import Placement
 
 
 def run_eval(run: RunDir, res: Resources) -> dict:
-    from peft import PeftModel
-
     from loram_core.evaluate import perplexity, response_perplexity, up_to
 
     s = res.settings
@@ -42,21 +37,8 @@ def run_eval(run: RunDir, res: Resources) -> dict:
         result = score(model)
         rows[name], losses[name] = result.ppl, result.nll
 
-    if (run.pruned / META).is_file():
-        pruned = load_pruned_model(run, res, dtype=None if s.quantizer else placement.dtype)[0]  # masks not kept
-        pruned, _ = quantize_pruned(pruned, s)  # evaluate the small model as it was trained
-        pruned = placement.place(pruned, cast=False)  # in its dtype already (or the quantizer's)
-        measure("pruned", pruned)
-        if (run.adapter_pruned / WEIGHTS).is_file():
-            run.readable(run.adapter_pruned / WEIGHTS, "train")
-            measure("pruned_lora", PeftModel.from_pretrained(pruned, str(run.adapter_pruned)))
-        del pruned
-        gc.collect()
-    original = placement.place(res.original_model(dtype=placement.dtype), cast=False)
-    measure("original", original)
-    if (run.adapter / WEIGHTS).is_file():
-        run.readable(run.adapter / WEIGHTS, "recover")
-        measure("loram", PeftModel.from_pretrained(original, str(run.adapter)))
+    for name, model in model_variants(run, res):
+        measure(name, model)
     overflowed = [f"{name} {value}" for name, value in rows.items() if not math.isfinite(value)]
     if overflowed:
         warn(f"perplexity not finite ({', '.join(overflowed)}): the model's predictions overflow (diverged training, "

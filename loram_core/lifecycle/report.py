@@ -10,6 +10,7 @@ from rich.table import Table
 
 from loram_core.atomic import write_json
 from loram_core.lifecycle.rundir import RunDir
+from loram_core.lifecycle.variants import VARIANTS
 
 REPORT_SCHEMA = 1
 
@@ -54,9 +55,17 @@ def build_report(run: RunDir, settings, model_path: str) -> dict[str, Any]:
         "loss": {k: (ev.get("loss") or {}).get(k) for k in ("original", "pruned", "pruned_lora", "loram")},
         "eval": ev.get("eval"),
         "align": align and {k: align.get(k) for k in ("aligner", "dataset", "steps", "ppl_before", "ppl_after")},
+        "tasks": _tasks_block(run.record("tasks")),
         "losses": train.get("losses"),
         "data": train.get("data"),
     }
+
+
+def _tasks_block(record: dict | None) -> dict[str, Any] | None:
+    """Scores per variant and task, and what each task is (report.json's ``tasks``)."""
+    if not record:
+        return None
+    return {k: record.get(k) for k in ("tasks", "scores", "info", "seconds", "evaluators")}
 
 
 def write_report(run: RunDir, report: dict[str, Any]) -> None:
@@ -99,12 +108,32 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
     ppl.add_column("what it is")
     ppl.add_column("loss", justify="right")
     ppl.add_column("ppl", justify="right")
-    labels = {
-        "original": "original model, no fine-tuning",
-        "pruned": "pruned model, no fine-tuning",
-        "pruned_lora": "pruned + its adapter (train small, infer small)",
-        "loram": "original + recovered adapter (train small, infer large)",
-    }
-    for key, label in labels.items():
-        ppl.add_row(key, label, _fmt((report.get("loss") or {}).get(key), ".3f"), _fmt(report["ppl"].get(key), ".2f"))
+    for key, label in VARIANTS.items():
+        if key in report["ppl"]:
+            ppl.add_row(key, label, _fmt((report.get("loss") or {}).get(key), ".3f"), _fmt(report["ppl"].get(key), ".2f"))
     console.print(ppl)
+    if report.get("tasks"):
+        console.print(tasks_table(report["tasks"]))
+
+
+def tasks_table(tasks: dict[str, Any], title: str | None = None) -> Table:
+    """The paper's Table 1 layout: a row per variant, a column per task (its metric, shots and test examples),
+    each cell the metric ± its standard error."""
+    info, scores = tasks.get("info") or {}, tasks.get("scores") or {}
+    table = Table(title=title or "downstream tasks (metric ± standard error)")
+    table.add_column("model")
+    for task in tasks.get("tasks") or []:
+        first = next((row[task] for row in scores.values() if task in row), {})
+        shots = (first.get("options") or {}).get("num_fewshot", 0)
+        metric = first.get("metric") or (info.get(task) or {}).get("metric", "")
+        table.add_column(f"{task}\n{metric}, {shots}-shot, n={first.get('n', '?')}", justify="right")
+    for variant in VARIANTS:
+        if variant not in scores:
+            continue
+        cells = []
+        for task in tasks.get("tasks") or []:
+            score = scores[variant].get(task)
+            cells.append("—" if score is None else f"{score['value']:.3f}" + (
+                f" ± {score['stderr']:.3f}" if score.get("stderr") is not None else ""))
+        table.add_row(variant, *cells)
+    return table

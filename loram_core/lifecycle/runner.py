@@ -80,7 +80,7 @@ def check_overwrite(run: RunDir, settings: RunSettings, stages: Iterable[str], o
     for stage in table.stages_named(stages):
         record = run.record(stage.name)
         # every setting the stage's key hashes: a changed one runs it again, replacing what it wrote
-        changes = changed(stage.reads) if record is not None and stage.enabled(settings) else {}
+        changes = changed(stage.reads) if record is not None and stage.enabled(settings) and stage.replaces else {}
         if changes:
             raise LoramError(f"{run.root} holds a finished {stage.name} stage made with other settings "
                              f"({_describe(changes)}); pass --overwrite to run it again and replace what it wrote, "
@@ -125,6 +125,10 @@ def run_lifecycle(run_dir: str | Path, settings: RunSettings, stages: Iterable[s
     stages = tuple(stages) if stages is not None else tuple(row.name for row in table.STAGES)
     plugins = plugins_used(settings)  # an unknown plugin name is the more useful message: first
     check_plugin_options(settings, plugins)
+    if settings.tasks and "tasks" in stages:  # an unknown task is known now, not after training
+        from loram_core.task_eval import assign
+
+        assign(settings.tasks, settings.include_path)
     check_upstream_unchanged(run, settings, stages)
     check_overwrite(run, settings, stages, overwrite)
     res = Resources(settings, progress=progress)

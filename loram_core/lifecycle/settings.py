@@ -11,8 +11,8 @@ from loram_core.configs import build_config, parse_layers, ratio_in_unit_interva
 from loram_core.data.formats import FORMATS
 from loram_core.data.packing import PACKINGS
 from loram_core.errors import LoramError
-from loram_core.fields import (boolean, derived_config, integer, names, number, optional_text, options, setting,
-                               tables, text)
+from loram_core.fields import (boolean, derived_config, integer, names, number, optional_names, optional_text, options,
+                               setting, tables, text)
 from loram_core.placement import DEVICES, DTYPES
 
 REPORT_TO = ("none", "tensorboard")
@@ -127,6 +127,16 @@ class RunSettings:
                               help="validation loss during training every this many steps, into metrics.jsonl (0: off)")
     report_to: str = setting("none", choices=REPORT_TO, group=EVALUATION,
                              help="also write the training metrics as TensorBoard event files (RUN_DIR/tensorboard)")
+    # Downstream tasks (docs/tasks.md), flags as lm-eval's own: scored by a task-evaluator plugin.
+    tasks: tuple[str, ...] = setting((), kind="names", validator=optional_names, group=EVALUATION, metavar="TASK,...",
+                                     help="downstream tasks scored on every variant ('loram eval --list-tasks'; "
+                                          "needs loram-plugin-lmeval)")
+    num_fewshot: int = setting(0, validator=integer(0), group=EVALUATION, metavar="N",
+                               help="solved examples from a task's train split before each test question")
+    limit: int = setting(0, validator=integer(0), group=EVALUATION, metavar="N",
+                         help="test examples per task (0: the whole test split)")
+    include_path: str | None = setting(None, validator=optional_text, group=EVALUATION, metavar="DIR",
+                                       help="a folder of your own lm-eval task YAMLs, usable in --tasks")
     eval_seq_len: int = setting(512, validator=integer(2), group=EVALUATION, help="perplexity window")
     merge: bool = setting(True, validator=boolean, group=EVALUATION, flag="--no-merge", help="skip writing merged/")
     # Where training and evaluation compute (placement.py): auto = CUDA when visible, bf16 on GPUs with it,

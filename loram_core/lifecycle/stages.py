@@ -38,6 +38,12 @@ class Stage:
     # every process of `accelerate launch` takes part (the others run on the main process only)
     collective: bool = False
     enabled: Callable[[RunSettings], bool] = _always  # a disabled stage is skipped, not failed
+    command: str | None = None  # the CLI command that runs it (default: its name); `loram eval` runs two rows
+    replaces: bool = True  # running it again replaces what it wrote (changed settings need --overwrite)
+
+    @property
+    def cli(self) -> str:
+        return self.command or self.name
 
     def load(self) -> Callable:
         module, _, name = self.function.partition(":")
@@ -63,6 +69,10 @@ STAGES = (
           needs_data=False, enabled=lambda s: s.merge, reads=("merge",)),
     Stage("eval", "loram_core.lifecycle.evaluate:run_eval", "perplexity rows and report", needs_data=True,
           reads=(*DATA_FIELDS, "eval_tokens", "eval_seq_len", *PLACEMENT)),
+    # scores kept per task: a changed task list adds scores, it replaces nothing (no --overwrite needed)
+    Stage("tasks", "loram_core.lifecycle.tasks:run_tasks", "downstream task scores (docs/tasks.md)",
+          needs_data=False, enabled=lambda s: bool(s.tasks), command="eval", replaces=False,
+          reads=("tasks", "num_fewshot", "limit", "include_path", *PLACEMENT)),
 )
 
 

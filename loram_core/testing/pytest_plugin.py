@@ -5,7 +5,7 @@
 
 ``NAME`` is a plugin registered with the core (``loram_core.builtin.magnitude``), an entry point of the
 ``loram`` group (it is loaded, and everything it registers is checked) or one registered pruner, quantizer,
-aligner or recoverer (``magnitude``, ``nf4``). ``--loram-option KEY=VALUE`` sets a config field of every
+aligner, recoverer or task evaluator (``magnitude``, ``nf4``). ``--loram-option KEY=VALUE`` sets a config field of every
 checked plugin whose config has it (an aligner's data file, say); ``--loram-family llama-gqa`` checks pruners
 on one tiny model instead of all three. Without ``--loram-plugin`` the plugin only adds its options and
 fixtures. Also loadable with ``-p loram_core.testing.pytest_plugin``.

@@ -21,14 +21,15 @@ def stage_commands():
 
 
 def test_the_table_is_the_lifecycle_order_and_every_setting_is_read_by_a_stage():
-    assert [s.name for s in table.STAGES] == ["prune", "align", "train", "recover", "merge", "eval"]
+    assert [s.name for s in table.STAGES] == ["prune", "align", "train", "recover", "merge", "eval", "tasks"]
     assert {r for s in table.STAGES for r in s.reads} == FIELDS  # so no setting escapes the provenance check
     assert [s.name for s in table.STAGES if s.collective] == ["align", "train"]
     assert all(callable(s.load()) for s in table.STAGES)
     commands = stage_commands()
     helps = {a.dest: a.help for a in next(a for a in build_parser()._actions if a.dest == "command")._choices_actions}
-    for stage in table.STAGES:
-        assert stage.name in commands and helps[stage.name] == stage.help
+    for stage in table.STAGES:  # a row's command (its name, or `eval` for tasks) says what the row does
+        assert stage.cli in commands and stage.help in helps[stage.cli].split("; ")
+    assert helps["eval"] == "perplexity rows and report; downstream task scores (docs/tasks.md)"
 
 
 def test_the_python_api_runs_the_lifecycle(inputs, tmp_path):

@@ -1,4 +1,4 @@
-"""The conformance suite: the contracts a pruner, quantizer, aligner or recoverer must keep, runnable by any plugin.
+"""The conformance suite: the contracts a pruner, quantizer, aligner, recoverer or task evaluator must keep, runnable by any plugin.
 
 The members each kind must have are its protocol in ``loram_core.protocols`` (checked first); the rules here
 are what the core relies on beyond them.

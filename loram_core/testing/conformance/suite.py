@@ -1,6 +1,6 @@
 """The conformance suite as pytest tests: collected when ``--loram-plugin NAME`` is given (see ../pytest_plugin.py).
 
-One test per rule, tiny model and case for pruners; one per contract for quantizers, aligners and recoverers.
+One test per rule, tiny model and case for pruners; one per contract for quantizers, aligners, recoverers and task evaluators.
 Each pruner is run once per model and case; the rules share that outcome.
 """
 
@@ -10,6 +10,7 @@ import pytest
 
 from loram_core.testing.conformance import PRUNER_CHECKS, check_pruner_outcome, pruner_cases, run_pruner
 from loram_core.testing.conformance.harness import FAMILIES, family
+from loram_core.testing.conformance.evaluator_checks import check_evaluator
 from loram_core.testing.conformance.stage_checks import check_aligner, check_quantizer, check_recoverer
 
 pytestmark = pytest.mark.loram_conformance
@@ -20,7 +21,8 @@ def pytest_generate_tests(metafunc):
 
     targets = metafunc.config.stash.get(TARGETS, [])
     families = [family(name) for name in metafunc.config.getoption("loram_family")] or list(FAMILIES)
-    kinds = {"pruner_case": "pruner", "quantizer": "quantizer", "aligner": "aligner", "recoverer": "recoverer"}
+    kinds = {"pruner_case": "pruner", "quantizer": "quantizer", "aligner": "aligner", "recoverer": "recoverer",
+             "evaluator": "evaluator"}
     for fixture, kind in kinds.items():
         if fixture not in metafunc.fixturenames:
             continue
@@ -70,3 +72,8 @@ def test_aligner(aligner, tmp_path):
 def test_recoverer(recoverer, tmp_path):
     target, _ = recoverer
     check_recoverer(target.obj, tmp_path)
+
+
+def test_evaluator(evaluator, tmp_path):
+    target, _ = evaluator
+    check_evaluator(target.obj, tmp_path)

@@ -3,7 +3,7 @@
 NAME is, in this order: a plugin registered with the core's plugin manager (``loram_core.builtin.magnitude``,
 one registered in a conftest), an installed entry point of the ``loram`` group (``wanda``, ``bnb``: it is
 loaded and registered, so everything it registers is checked), or the name of one registered pruner,
-quantizer, aligner or recoverer (``magnitude``, ``nf4``).
+quantizer, aligner, recoverer or task evaluator (``magnitude``, ``nf4``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import attrs
 
 from loram_core.errors import LoramError
 
-CHECKED_KINDS = ("pruner", "quantizer", "aligner", "recoverer")
+CHECKED_KINDS = ("pruner", "quantizer", "aligner", "recoverer", "evaluator")
 
 
 @attrs.frozen
@@ -50,11 +50,11 @@ def resolve(name: str) -> list[Target]:
         found = [Target(kind, n, r.obj, r.plugin) for kind, items in everything.items()
                  for n, r in sorted(items.items()) if r.plugin == name and n == r.obj.name]
         if not found:
-            raise LoramError(f"plugin '{name}' registers no pruner, quantizer, aligner or recoverer to check")
+            raise LoramError(f"plugin '{name}' registers no pruner, quantizer, aligner, recoverer or evaluator to check")
         return found
     found = [Target(kind, name, items[name].obj, items[name].plugin) for kind, items in everything.items() if name in items]
     if found:
         return found
     names = sorted({n for items in everything.values() for n in items} | {ep.name for ep in entry_points(group="loram")})
-    raise LoramError(f"--loram-plugin {name}: no such plugin, entry point, pruner, quantizer, aligner or recoverer "
+    raise LoramError(f"--loram-plugin {name}: no such plugin, entry point, pruner, quantizer, aligner, recoverer or evaluator "
                      f"(known: {', '.join(names)})")
