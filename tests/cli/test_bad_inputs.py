@@ -146,6 +146,32 @@ def case_out_of_disk(root, base, monkeypatch):
     return ["prune", str(root / "disk-full"), *base]
 
 
+def case_task_without_evaluator(root, base):
+    return ["eval", str(root / "done"), "--tasks", "winowhy"]  # no evaluator registered in the core's tests
+
+
+def case_include_path_missing(root, base, request):
+    import loram_plugin_lmeval
+
+    from loram_core import plugins
+
+    plugins.load_plugins()
+    plugins.pm.register(loram_plugin_lmeval, name="lmeval-under-test")
+    request.addfinalizer(lambda: plugins.pm.unregister(name="lmeval-under-test"))
+    return ["eval", str(root / "done"), "--tasks", "mine", "--include-path", str(root / "no-such-folder")]
+
+
+def case_unknown_task(root, base, request):
+    import loram_plugin_lmeval
+
+    from loram_core import plugins
+
+    plugins.load_plugins()
+    plugins.pm.register(loram_plugin_lmeval, name="lmeval-under-test")
+    request.addfinalizer(lambda: plugins.pm.unregister(name="lmeval-under-test"))
+    return ["eval", str(root / "done"), "--tasks", "winowhy,gsm8k"]
+
+
 CASES = [
     ("unknown plugin name", case_unknown_pruner, "unknown pruner 'randm'; did you mean 'random'?"),
     ("ratio outside [0, 1)", case_ratio_outside, "ratio must be in [0, 1), got 1.5"),
@@ -165,6 +191,9 @@ CASES = [
     ("RUN_DIR of another schema version", case_other_schema, "was written by run-dir schema 99"),
     ("recipe with an unknown key", case_recipe_unknown_key, "unknown key(s) ratoi"),
     ("out of disk while writing", case_out_of_disk, "no space left on the device"),
+    ("--tasks with no task evaluator installed", case_task_without_evaluator, "install loram-plugin-lmeval"),
+    ("an unknown task", case_unknown_task, "unknown task(s) gsm8k; known: arithmetic, date_understanding"),
+    ("--include-path that is not a folder", case_include_path_missing, "is not a folder of lm-eval task YAMLs"),
 ]
 
 
