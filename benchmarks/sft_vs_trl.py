@@ -8,9 +8,10 @@
 The data is a deterministic set of templated arithmetic word problems in plain prompt/completion records (or
 ``--data``), read, split and encoded by loram's own loaders (``read_records``, ``record_format``,
 ``encode_records``), so both sides train on loram's train split and are scored on its test split. Each side runs
-in its own process (this script with ``--side``), started with ``MALLOC_MMAP_THRESHOLD_=65536`` so freed tensors go
-back to the kernel, and does the same thing in the same order: import, tokenizer and data, record the RSS (the
-baseline), load the fp32 model, score the held-out responses, attach and train the LoRA, score them again.
+in its own process (this script with ``--side``, which runs ``sft_sides.py``), started with
+``MALLOC_MMAP_THRESHOLD_=65536`` so freed tensors go back to the kernel, and does the same thing in the same order:
+import, tokenizer and data, record the RSS (the baseline), load the fp32 model, score the held-out responses, attach
+and train the LoRA, score them again.
 
 What is held equal: the train examples and the order they are drawn in (loram's seeded epoch order; TRL gets the
 dataset already in that order and a sequential sampler), batch size, steps, one example per row padded to the
@@ -40,7 +41,6 @@ threads than free cores both sides slow down by an order of magnitude, by howeve
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.util
 import json
 import os
@@ -83,182 +83,6 @@ def write_data(path: Path, records: int, seed: int) -> Path:
     rng = random.Random(seed)
     path.write_text("".join(json.dumps(word_problem(rng)) + "\n" for _ in range(records)))
     return path
-
-
-# --- one side, in its own process ------------------------------------------------------------------------------------
-
-def lora_digest(model) -> str:
-    """A hash of the LoRA weights in module order: equal on both sides when the adapters start identical."""
-    h = hashlib.sha256()
-    for name, p in model.named_parameters():
-        if "lora_" in name:
-            h.update(p.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def side_main(side: str, spec_path: Path, out_path: Path) -> int:
-    spec = json.loads(spec_path.read_text())
-    import torch
-
-    if spec["threads"]:
-        torch.set_num_threads(spec["threads"])
-    if side == "trl":  # imported before the baseline, as loram's modules are: code is not what is measured
-        import datasets
-        import trl  # noqa: F401
-        from transformers import TrainerCallback
-
-        datasets.disable_progress_bars()
-    import peft  # noqa: F401
-    from accelerate import Accelerator  # noqa: F401
-
-    from loram_core import memory
-    from loram_core.data.examples import encode_records, fields_of, read_records, record_format
-    from loram_core.data.formats import Conversation, PromptCompletion, convert
-    from loram_core.data.packing import to_rows
-    from loram_core.evaluate import response_perplexity
-    from loram_core.lifecycle.settings import make_settings
-    from loram_core.models.loading import load_model, load_tokenizer, resolve_model
-    from loram_core.train.lora import attach_lora, lora_config
-    from loram_core.train.loop import train_lora
-    from loram_core.train.sources import ExampleRows
-
-    work = Path(spec["work"])
-    settings = make_settings(spec["settings"], source="benchmark")
-    cfg = settings.train_config()
-    model_path = resolve_model(settings.model)
-    tokenizer = load_tokenizer(model_path)
-    records = read_records(settings.data, work / "datasets-cache")
-    if records is None:
-        raise SystemExit(f"--data {settings.data}: not records (a .jsonl/.json/.parquet/.csv/.arrow file or folder)")
-    fmt = record_format(records, settings)
-    examples = encode_records(records, fmt, settings, tokenizer, settings.model)
-    held_out = list(examples.test or examples.validation)
-    source = ExampleRows(to_rows(examples.train, "none", settings.seq_len), tokenizer.pad_token_id)
-    # the rows of every step as loram's loop draws them (its seeded epoch order), one list for both sides
-    order = [int(i) for step in range(cfg.steps) for i in source.indices(step, cfg, 1)]
-    steps = [source.global_batch(step, cfg, 1) for step in range(cfg.steps)]
-    out = {"side": side, "format": fmt, "counts": examples.counts, "held_out_examples": len(held_out),
-           "held_out_tokens": sum(e.trained for e in held_out),
-           "loram_trained_tokens": sum(b.trained for b in steps), "loram_tokens": sum(b.tokens for b in steps)}
-
-    if side == "trl":
-        # TRL's own records, in loram's draw order, unless TRL gets loram's token ids (--trl-tokens loram)
-        fields = fields_of(settings)
-        completion_only = assistant_only = False
-        if spec["trl_tokens"] == "loram":
-            items = [{"input_ids": list(e.input_ids), "labels": list(e.labels)} for e in examples.train]
-        else:
-            if examples.counts["train"]["dropped"]:
-                raise SystemExit(f"{examples.counts['train']['dropped']} train records keep no trained token within "
-                                 f"{settings.max_length or settings.seq_len} tokens, so loram's examples do not line "
-                                 f"up with the records; raise --seq-len or pass --trl-tokens loram")
-            items = []
-            for n, record in records.numbered("train"):
-                item = convert(record, fmt, fields, records.name, n)
-                if isinstance(item, PromptCompletion):
-                    items.append({"prompt": item.prompt, "completion": item.completion})
-                    completion_only = not settings.train_on_inputs
-                elif isinstance(item, Conversation):
-                    items.append({"messages": [{"role": t.role, "content": t.content} for t in item.turns]})
-                    assistant_only = not settings.train_on_inputs
-                else:
-                    items.append({"text": item})
-            if assistant_only:  # the template loram rendered the chats with
-                from loram_core.data.chat_template import resolve_chat_template
-
-                tokenizer.chat_template = resolve_chat_template(tokenizer, settings.chat_template, settings.model,
-                                                                records.name)
-        train_dataset = datasets.Dataset.from_list([items[i] for i in order])
-
-    baseline = memory.current_rss_mb()  # before the model is loaded
-    model = load_model(model_path, dtype=torch.float32)
-    out["base_model_mb"] = (memory.current_rss_mb() or 0.0) - (baseline or 0.0)
-    out["held_out_loss_before"] = response_perplexity(model, held_out, progress=False).nll
-
-    if side == "loram":
-        model = attach_lora(model, cfg)
-        out["lora_init"] = lora_digest(model)
-        t0 = time.perf_counter()
-        result = train_lora(model, source, cfg, adapter_dir=work / "loram-adapter", progress=False,
-                            rss_baseline_mb=baseline, device="cpu")
-        out["train_call_s"] = time.perf_counter() - t0
-        out.update(tokens_per_s=result.tokens_per_s, train_peak_rss_mb=result.train_peak_rss_mb,
-                   tokens=result.tokens, trained_tokens=out["loram_trained_tokens"], losses=list(result.losses),
-                   rows_identical=None)
-        trained = model
-    else:
-        from trl import SFTConfig, SFTTrainer
-
-        class Probe(TrainerCallback):
-            """Times the training loop and takes its VmHWM, as train_lora does around its own loop."""
-
-            def on_train_begin(self, args, state, control, model=None, **kwargs):
-                self.init = lora_digest(model)
-                self.reset = memory.reset_peak_rss()
-                self.t0 = time.perf_counter()
-
-            def on_train_end(self, args, state, control, **kwargs):
-                self.elapsed = time.perf_counter() - self.t0
-                self.peak = memory.peak_rss_mb()
-
-        probe = Probe()
-        args = SFTConfig(
-            output_dir=str(work / "trl-out"),
-            per_device_train_batch_size=cfg.batch_size,
-            gradient_accumulation_steps=cfg.grad_accum,
-            max_steps=cfg.steps,
-            learning_rate=cfg.lr,
-            lr_scheduler_type="constant",
-            warmup_steps=0,
-            weight_decay=cfg.weight_decay,
-            optim="adamw_torch",  # loram's torch.optim.AdamW, default betas and eps (not the fused variant)
-            max_grad_norm=cfg.max_grad_norm,
-            seed=cfg.seed,
-            data_seed=cfg.seed,
-            train_sampling_strategy="sequential",  # the dataset is already in loram's order
-            packing=False,
-            max_length=settings.max_length or settings.seq_len,
-            completion_only_loss=completion_only if spec["trl_tokens"] == "own" else None,
-            assistant_only_loss=assistant_only,
-            gradient_checkpointing=cfg.gradient_checkpointing,  # TRL's default is on; loram's is off
-            bf16=False, fp16=False,  # TRL's default is bf16; loram trains fp32 on the CPU
-            use_cpu=True,
-            dataloader_num_workers=0,
-            include_num_input_tokens_seen="non_padding",
-            logging_steps=1,
-            report_to=[],
-            save_strategy="no",
-            eval_strategy="no",
-            disable_tqdm=True,
-        )
-        try:
-            trainer = SFTTrainer(model=model, args=args, train_dataset=train_dataset, processing_class=tokenizer,
-                                 peft_config=lora_config(cfg), callbacks=[probe])
-        except ValueError as exc:
-            if not assistant_only:
-                raise
-            raise SystemExit(f"TRL cannot mask the assistant turns of this chat template ({exc}); pass --trl-tokens "
-                             f"loram to give TRL loram's token ids and labels") from None
-        prepared = trainer.train_dataset
-        rows = min(len(prepared), len(order))
-        out["rows_identical"] = sum(
-            list(prepared[k]["input_ids"]) == list(examples.train[order[k]].input_ids)
-            and list(prepared[k]["labels"]) == list(examples.train[order[k]].labels) for k in range(rows))
-        out["rows"] = len(order)
-        out["trained_tokens"] = sum(sum(1 for x in prepared[k]["labels"][1:] if x != -100) for k in range(rows))
-        trainer.train()
-        state = trainer.state
-        peak = probe.peak if probe.reset else None
-        out.update(tokens_per_s=state.num_input_tokens_seen / probe.elapsed if probe.elapsed > 0 else 0.0,
-                   train_peak_rss_mb=None if peak is None or baseline is None else max(0.0, peak - baseline),
-                   tokens=state.num_input_tokens_seen, lora_init=probe.init,
-                   losses=[e["loss"] for e in state.log_history if "loss" in e])
-        trained = trainer.accelerator.unwrap_model(trainer.model)
-
-    out["held_out_loss_after"] = response_perplexity(trained, held_out, progress=False).nll
-    out["load_avg_1m"] = os.getloadavg()[0]
-    out_path.write_text(json.dumps(out, indent=2))
-    return 0
 
 
 # --- the comparison --------------------------------------------------------------------------------------------------
@@ -358,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         print(NO_TRL, file=sys.stderr)
         return 2
     if args.side:
+        # a child runs this file as a script, so its folder (benchmarks/, not a package) is on sys.path
+        from sft_sides import side_main
+
         return side_main(args.side, args.spec, args.out)
     sides = [s.strip() for s in args.sides.split(",") if s.strip()]
     if not sides or set(sides) - set(SIDES):

@@ -7,20 +7,22 @@ import json
 from pathlib import Path
 
 from loram_core.adapters.record import CONFIG, WEIGHTS
+from loram_core.checkpoint import check_safetensors
 from loram_core.errors import AdapterError
 from loram_core.plan.fingerprint import linear_shapes
 from loram_core.recover import parse_lora_key
 
 
-def tensor_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
-    """Shapes from the safetensors header alone (no tensor is read)."""
+# An adapter folder given to 'loram adapters add' was trained elsewhere: a damaged file is the user's to restore.
+USER_ADAPTER_REMEDY = "this file was not written by loram: restore it from where the adapter came from"
+
+
+def tensor_shapes(weights: Path, remedy: str = USER_ADAPTER_REMEDY) -> dict[str, tuple[int, ...]]:
+    """Shapes from the safetensors header alone (no tensor is read); a damaged file is ``check_safetensors``' line."""
     from safetensors import safe_open
 
-    try:
-        with safe_open(str(weights), framework="pt") as f:
-            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    except Exception as exc:  # a truncated or foreign file: the user's to fix
-        raise AdapterError(f"{weights} is not a readable safetensors file ({type(exc).__name__}: {exc})") from None
+    with safe_open(str(check_safetensors(weights, remedy)), framework="pt") as f:
+        return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
 
 
 def check_adapter_fits(folder: str | Path, config) -> int:
