@@ -38,3 +38,34 @@ def current_rss_mb() -> float | None:
 def peak_rss_mb() -> float | None:
     kb = _status_kb("VmHWM")
     return None if kb is None else kb / 1024.0
+
+
+class StagePeak:
+    """The peak memory of one stage above the process's resident set when it started: RSS (VmHWM, reset at the
+    start) and, on CUDA, ``max_memory_allocated`` (docs/architecture.md, "Measuring memory")."""
+
+    def __enter__(self) -> "StagePeak":
+        self.baseline = current_rss_mb()
+        self.reset = reset_peak_rss()
+        self.cuda = _cuda()
+        if self.cuda is not None:
+            self.cuda.reset_peak_memory_stats()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        peak = peak_rss_mb() if self.reset else None
+        self.result = {"baseline_rss_mb": _round(self.baseline),
+                       "peak_rss_mb": _round(None if peak is None or self.baseline is None else peak - self.baseline)}
+        if self.cuda is not None:
+            self.result["cuda_max_allocated_mb"] = _round(self.cuda.max_memory_allocated() / 2**20)
+
+
+def _cuda():
+    import sys
+
+    torch = sys.modules.get("torch")  # a stage that never imported torch used no CUDA memory
+    return torch.cuda if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized() else None
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)

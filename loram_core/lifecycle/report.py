@@ -10,6 +10,7 @@ from rich.table import Table
 
 from loram_core.atomic import write_json
 from loram_core.lifecycle.rundir import RunDir
+from loram_core.lifecycle.stages import STAGES
 from loram_core.lifecycle.variants import VARIANTS
 
 REPORT_SCHEMA = 1
@@ -49,6 +50,9 @@ def build_report(run: RunDir, settings, model_path: str) -> dict[str, Any]:
             "param_bytes_original": prune.get("param_bytes_original"),
             "param_bytes_train": train.get("param_bytes_train"),
             "train_peak_rss_mb": train.get("train_peak_rss_mb"),
+            # each stage's peak above the resident set it started with, as the runner measured it
+            "stages": {row.name: rec["measured"] for row in STAGES
+                       if (rec := run.record(row.name)) and rec.get("measured")},
         },
         "train": train_block,
         "ppl": {k: (ev.get("ppl") or {}).get(k) for k in ("original", "pruned", "pruned_lora", "loram")},
@@ -92,6 +96,10 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
     summary.add_row(f"reduction ({formula})", _fmt(p["reduction_ratio"], ".2f") + "x")
     summary.add_row("parameter bytes in training", _fmt(m["param_bytes_train"]))
     summary.add_row("train peak RSS above the RSS before loading (MB)", _fmt(m["train_peak_rss_mb"], ".0f"))
+    stages = m.get("stages") or {}
+    if stages:
+        summary.add_row("peak RSS above the stage's start (MB)",
+                        ", ".join(f"{name} {_fmt(v.get('peak_rss_mb'), ',.0f')}" for name, v in stages.items()))
     summary.add_row("train steps / tokens", f"{_fmt(t['steps'])} / {_fmt(t['tokens'])}")
     summary.add_row("train tokens/s", _fmt(t["tokens_per_s"], ".0f"))
     counts = ((report.get("data") or {}).get("counts") or {}).get("train")

@@ -143,6 +143,12 @@ class RunDir:
             finally:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
+    def annotate(self, stage: str, extra: dict[str, Any]) -> None:
+        """Add what the runner measured around a finished stage (its peak memory) to the stage's record."""
+        rec = self.record(stage)
+        if rec is not None and distributed.is_main_process():
+            write_json(self.stages / f"{stage}.json", {**rec, **extra})
+
     def finish(self, stage: str, key: str, result: dict[str, Any]) -> dict[str, Any]:
         rec = {"stage": stage, "key": key, **result}
         if distributed.is_main_process():  # the other processes of a collective stage return the same record

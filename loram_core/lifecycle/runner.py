@@ -16,6 +16,7 @@ from loram_core.lifecycle import stages as table
 from loram_core.lifecycle.resources import Resources
 from loram_core.lifecycle.rundir import RunDir
 from loram_core.lifecycle.settings import RunSettings
+from loram_core.memory import StagePeak
 
 
 def plugins_used(settings: RunSettings) -> dict:
@@ -115,10 +116,11 @@ def check_eval_window(settings: RunSettings, res: Resources) -> None:
 
 
 def run_lifecycle(run_dir: str | Path, settings: RunSettings, stages: Iterable[str] | None = None, *,
-                  progress: bool = True, log=None, overwrite: bool = False) -> dict | None:
+                  progress: bool = True, log=None, overwrite: bool = False, memory_check: bool = True) -> dict | None:
     """Run ``stages`` (names of the stage table) on ``run_dir``; return the run report (None on the
     non-main processes of ``accelerate launch``). ``log(text)`` hears each stage's start; ``overwrite``
-    lets changed settings replace finished stages' artifacts."""
+    lets changed settings replace finished stages' artifacts; ``memory_check`` stops a run whose training
+    would not fit in this machine's memory, by the estimate, before anything is written."""
     run = RunDir(run_dir)
     run.check_writable()
     run.check_schema()
@@ -135,6 +137,10 @@ def run_lifecycle(run_dir: str | Path, settings: RunSettings, stages: Iterable[s
     res.preflight(needs_data=any(stage.needs_data for stage in table.stages_named(stages)))
     if "train" in stages:
         check_rank_fits(settings, res.config)
+        if memory_check and (run.record("train") is None or overwrite):  # it will train: will that fit?
+            from loram_core.estimate.preflight import check_train_fits
+
+            check_train_fits(settings, res.config)
     if "eval" in stages:
         check_eval_window(settings, res)
     with run.lock():
@@ -155,8 +161,10 @@ def _run_stages(run: RunDir, res: Resources, plugins: dict, stages: tuple[str, .
             log(stage.name)
         before = (run.record(stage.name) or {}).get("key")
         # the main process writes; every process takes part in a collective stage
-        distributed.run_stage(stage.load(), run, res, collective=stage.collective, device=settings.device)
+        with StagePeak() as peak:
+            distributed.run_stage(stage.load(), run, res, collective=stage.collective, device=settings.device)
         if (run.record(stage.name) or {}).get("key") != before:  # it ran again: later records are stale
+            run.annotate(stage.name, {"measured": peak.result})
             names = [row.name for row in table.STAGES]
             for later in table.STAGES[names.index(stage.name) + 1:]:
                 if later.name not in stages:

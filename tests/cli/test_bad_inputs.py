@@ -172,6 +172,13 @@ def case_unknown_task(root, base, request):
     return ["eval", str(root / "done"), "--tasks", "winowhy,gsm8k"]
 
 
+def case_training_does_not_fit(root, base, monkeypatch):
+    import loram_core.estimate.preflight as preflight
+
+    monkeypatch.setattr(preflight, "available_bytes", lambda device="cpu": 2**20)  # a 1 MiB machine
+    return ["run", "--out", str(root / "no-room"), *base]
+
+
 CASES = [
     ("unknown plugin name", case_unknown_pruner, "unknown pruner 'randm'; did you mean 'random'?"),
     ("ratio outside [0, 1)", case_ratio_outside, "ratio must be in [0, 1), got 1.5"),
@@ -194,6 +201,8 @@ CASES = [
     ("--tasks with no task evaluator installed", case_task_without_evaluator, "install loram-plugin-lmeval"),
     ("an unknown task", case_unknown_task, "unknown task(s) gsm8k; known: arithmetic, date_understanding"),
     ("--include-path that is not a folder", case_include_path_missing, "is not a folder of lm-eval task YAMLs"),
+    ("training that does not fit in this machine's memory", case_training_does_not_fit,
+     "by loram estimate's model and this machine has 1 MiB available"),
 ]
 
 
@@ -204,6 +213,10 @@ def test_bad_input_is_one_clear_line_and_exit_code_2(world, what, make_argv, exp
     kwargs = {k: v for k, v in (("monkeypatch", monkeypatch), ("request", request)) if k in wanted}
     message = one_line(make_argv(root, base, **kwargs), what)
     assert message.startswith("loram: error: ") and expected in message
+    if what == "training that does not fit in this machine's memory":
+        assert not (root / "no-room").exists()  # stopped before the run directory was made
+        monkeypatch.setattr("loram_core.estimate.preflight.available_bytes", lambda device="cpu": 2**20)
+        assert main(["run", "--out", str(root / "no-room"), *base, "--no-memory-check", "--no-merge"]) == 0
     if what == "out of disk while writing":
         assert not (root / "disk-full" / "pruned").exists()
         assert (root / "disk-full" / "plan" / "plan.json").is_file()  # written before the failure: whole
