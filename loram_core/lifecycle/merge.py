@@ -1,17 +1,73 @@
-"""Stage merge: the recovered adapter merged into the dense ORIGINAL model, saved as a stock HF folder."""
+"""Stage merge: the recovered adapter merged into the dense ORIGINAL model, saved as a stock HF folder.
+
+Streamed: the original is read one tensor at a time from its safetensors shards, each adapted weight gets
+``scaling x B @ A`` (computed in fp32, as PEFT's ``merge_and_unload`` does on CPU, and stored back in the
+weight's own dtype), and ``merged/`` is written shard by shard, so the original is never in memory whole
+(docs/scaling.md, "Larger than memory"). For an fp32 original the result equals PEFT's merge bit for bit.
+"""
 
 from __future__ import annotations
 
-from loram_core.adapters.files import WEIGHTS
+import math
+import shutil
+from pathlib import Path
+
+import torch
+
+from loram_core.adapters.files import CONFIG, WEIGHTS
 from loram_core.atomic import atomic_dir
 from loram_core.errors import AdapterError
 from loram_core.lifecycle.resources import Resources
 from loram_core.lifecycle.rundir import RunDir, stage_key
 
+SHARD_BYTES = 2 * 2**30
+PREFIX = "base_model.model."  # PEFT's name for the wrapped model in an adapter's keys
+
+
+def lora_deltas(adapter: Path) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], float]:
+    """``({weight name: (lora_A, lora_B)}, scaling)`` of a PEFT LoRA adapter folder."""
+    import json
+
+    from safetensors.torch import load_file
+
+    config = json.loads((adapter / CONFIG).read_text())
+    if config.get("rank_pattern") or config.get("alpha_pattern") or config.get("use_dora"):
+        raise AdapterError(f"{adapter}: per-module ranks, alphas or DoRA are not merged by loram (it writes none)")
+    rank, alpha = config["r"], config["lora_alpha"]
+    scaling = alpha / (math.sqrt(rank) if config.get("use_rslora") else rank)
+    factors: dict[str, dict[str, torch.Tensor]] = {}
+    for key, tensor in load_file(adapter / WEIGHTS).items():
+        module, _, factor = key.removeprefix(PREFIX).rpartition(".lora_")
+        factors.setdefault(f"{module}.weight", {})[factor.split(".")[0]] = tensor
+    return {name: (f["A"], f["B"]) for name, f in factors.items()}, scaling
+
+
+def write_merged(model_path: str, adapter: Path, out: Path, *, shard_bytes: int = SHARD_BYTES) -> None:
+    """``out`` (a new folder) = the original's weights with the adapter's deltas added, tensor by tensor."""
+    from loram_core.checkpoint import CheckpointReader, ShardWriter
+
+    deltas, scaling = lora_deltas(adapter)
+    reader = CheckpointReader.open(model_path)
+    missing = sorted(set(deltas) - set(reader.names))
+    if missing:
+        raise AdapterError(f"{adapter} adapts {missing[0]}, which {model_path} does not have")
+    out.mkdir(parents=True, exist_ok=True)
+    writer = ShardWriter(out, shard_bytes=shard_bytes)
+    for name in reader.names:
+        weight = reader.get(name, dtype=None)
+        if name in deltas:
+            lora_a, lora_b = deltas[name]
+            weight = (weight.float() + (lora_b.float() @ lora_a.float()) * scaling).to(weight.dtype)
+        writer.add(name, weight)
+        del weight
+    writer.close()
+    source = Path(model_path)
+    for extra in ("config.json", "generation_config.json"):
+        if (source / extra).is_file():
+            shutil.copyfile(source / extra, out / extra)
+
 
 def run_merge(run: RunDir, res: Resources) -> dict:
-    from peft import PeftModel
-
     recover = run.record("recover")
     if recover is None or not (run.adapter / WEIGHTS).is_file():
         raise AdapterError(f"no recovered adapter at {run.adapter}; run 'loram recover {run.root}' first")
@@ -20,9 +76,7 @@ def run_merge(run: RunDir, res: Resources) -> dict:
     if done:
         return done
     run.readable(run.adapter / WEIGHTS, "recover")
-    model = PeftModel.from_pretrained(res.original_model(), str(run.adapter))
-    merged = model.merge_and_unload(progressbar=res.progress)
     with atomic_dir(run.merged) as tmp:
-        merged.save_pretrained(tmp)
+        write_merged(res.model_path, run.adapter, Path(tmp))
         res.tokenizer.save_pretrained(tmp)
-    return run.finish("merge", key, {"path": str(run.merged)})
+    return run.finish("merge", key, {"path": str(run.merged), "streamed": True})
