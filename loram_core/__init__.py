@@ -11,7 +11,7 @@ from loram_core.protocols import Aligner, ArchitectureFamily, Dataset, ModelAlia
 __version__ = "0.1.0"
 
 
-def run(out, stages=None, *, progress: bool = False, overwrite: bool = False, memory_check: bool = True, **settings):
+def run(out, stages=None, *, progress: bool = False, overwrite: bool = False, preflight: bool = True, **settings):
     """Run the lifecycle (or ``stages``, names of ``lifecycle.stages.STAGES``) into the run directory ``out``.
 
     ``settings`` are ``RunSettings`` fields (``model=``, ``data=``, ``pruner=``, ``ratio=``, ``steps=``, ...),
@@ -21,7 +21,7 @@ def run(out, stages=None, *, progress: bool = False, overwrite: bool = False, me
     from loram_core.lifecycle.settings import make_settings
 
     return run_lifecycle(out, make_settings(settings), stages, progress=progress, overwrite=overwrite,
-                         memory_check=memory_check)
+                         preflight=preflight)
 
 __all__ = [
     "Aligner",

@@ -29,7 +29,7 @@ def do_stages(run_dir: Path, args, stages: tuple[str, ...], *, inherit: bool) ->
     progress = wants_progress(args.no_progress)
     err = status_console(progress and distributed.is_main_process())  # accelerate launch: the main process logs
     report = run_lifecycle(run.root, settings, stages, progress=progress, overwrite=args.overwrite,
-                           memory_check=not args.no_memory_check,
+                           preflight=not args.no_preflight,
                            log=(lambda name: err.log(f"[bold]stage {name}[/bold]")) if progress else None)
     if report is None:  # not the main process
         return 0
@@ -110,5 +110,6 @@ def _common(p) -> None:
                    help="let changed settings run finished stages again, replacing what they wrote (the adapter "
                         "and its registry record); without it such a command is refused")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--no-memory-check", action="store_true",
-                   help="train even where loram estimate's figure says the run does not fit in this machine's memory")
+    p.add_argument("--no-preflight", action="store_true",
+                   help="run even where the estimates say training does not fit in this machine's memory or the "
+                        "shards on its disk")

@@ -1,7 +1,8 @@
-"""The memory preflight: before a run trains, ``loram estimate``'s figure for its settings (from the config alone,
-before any weight file is opened) against the memory this machine has; a run that would not fit stops with one
-line naming the need and what would fit, before anything is written (docs/scaling.md, "Larger than memory").
-``--no-memory-check`` runs anyway: the estimate is a first-order model, the measured peak is the truth."""
+"""The preflight: before a run trains, ``loram estimate``'s figure for its settings (from the config alone, before
+any weight file is opened) against the memory this machine has, and the bytes its stages will write against the
+free disk; a run that would not fit stops with one line naming the need and what would fit, before anything is
+written (docs/scaling.md, "Larger than memory"). ``--no-preflight`` runs anyway: the estimates are first-order
+models, the measured peak is the truth."""
 
 from __future__ import annotations
 
@@ -89,8 +90,48 @@ def check_train_fits(settings, config) -> None:
     fits = _what_fits(settings, config, available)
     advice = f"each of these would fit: {', '.join(fits)}" if fits else "no single change of quantizer, ratio or savers fits"
     raise LoramError(f"training needs about {_size(need)} by loram estimate's model and this machine has "
-                     f"{_size(available)} available; {advice}; --no-memory-check trains anyway")
+                     f"{_size(available)} available; {advice}; --no-preflight trains anyway")
 
 
 def _size(n: int) -> str:
     return f"{n / GIB:.1f} GiB" if n >= GIB else f"{n / 2**20:.0f} MiB"
+
+
+def _checkpoint_bytes(model_path: str) -> int:
+    from pathlib import Path
+
+    return sum(f.stat().st_size for f in Path(model_path).glob("*.safetensors")) if Path(model_path).is_dir() else 0
+
+
+def write_need(settings, config, model_path: str, stages: set[str]) -> dict[str, int]:
+    """Bytes each stage in ``stages`` writes: the pruned weights (fp32, as the prune stage stores them) and
+    ``merged/`` (the original's size: its tensors keep their dtype)."""
+    from loram_core import registry
+    from loram_core.arch import adapter_for
+    from loram_core.estimate.params import estimate_params
+    from loram_core.lifecycle.prune import pruner_config as prune_config
+
+    need = {}
+    if "prune" in stages and not settings.pruned:
+        pruner = registry.get("pruner", settings.pruner)
+        params = estimate_params(config, adapter_for(config), pruner, prune_config(pruner, settings, say=lambda _m: None))
+        need["prune"] = (params.pruned if params.pattern == "structured" else params.original) * 4
+    if "merge" in stages and settings.merge:
+        need["merge"] = _checkpoint_bytes(model_path)
+    return need
+
+
+def check_disk_fits(settings, config, model_path: str, run_root, stages: set[str]) -> None:
+    import shutil
+    from pathlib import Path
+
+    need = write_need(settings, config, model_path, stages)
+    folder = Path(run_root).absolute()
+    while not folder.exists():
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if sum(need.values()) > free:
+        parts = ", ".join(f"{stage} {_size(n)}" for stage, n in need.items())
+        raise LoramError(f"the run writes about {_size(sum(need.values()))} ({parts}) and {folder} has {_size(free)} "
+                         f"free; free some space, choose another --out{', or --no-merge' if 'merge' in need else ''}; "
+                         f"--no-preflight writes anyway")

@@ -116,11 +116,12 @@ def check_eval_window(settings: RunSettings, res: Resources) -> None:
 
 
 def run_lifecycle(run_dir: str | Path, settings: RunSettings, stages: Iterable[str] | None = None, *,
-                  progress: bool = True, log=None, overwrite: bool = False, memory_check: bool = True) -> dict | None:
+                  progress: bool = True, log=None, overwrite: bool = False, preflight: bool = True) -> dict | None:
     """Run ``stages`` (names of the stage table) on ``run_dir``; return the run report (None on the
     non-main processes of ``accelerate launch``). ``log(text)`` hears each stage's start; ``overwrite``
-    lets changed settings replace finished stages' artifacts; ``memory_check`` stops a run whose training
-    would not fit in this machine's memory, by the estimate, before anything is written."""
+    lets changed settings replace finished stages' artifacts; ``preflight`` stops a run whose training
+    would not fit in this machine's memory, or whose shards would not fit on its disk, by the estimates, before
+    anything is written."""
     run = RunDir(run_dir)
     run.check_writable()
     run.check_schema()
@@ -137,10 +138,13 @@ def run_lifecycle(run_dir: str | Path, settings: RunSettings, stages: Iterable[s
     res.preflight(needs_data=any(stage.needs_data for stage in table.stages_named(stages)))
     if "train" in stages:
         check_rank_fits(settings, res.config)
-        if memory_check and (run.record("train") is None or overwrite):  # it will train: will that fit?
-            from loram_core.estimate.preflight import check_train_fits
+    if preflight:  # what will run (no record yet, or replaced with --overwrite): will it fit in memory and on disk?
+        from loram_core.estimate.preflight import check_disk_fits, check_train_fits
 
+        will_run = {name for name in stages if run.record(name) is None or overwrite}
+        if "train" in will_run:
             check_train_fits(settings, res.config)
+        check_disk_fits(settings, res.config, res.model_path, run.root, will_run)
     if "eval" in stages:
         check_eval_window(settings, res)
     with run.lock():

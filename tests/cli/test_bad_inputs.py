@@ -179,6 +179,14 @@ def case_training_does_not_fit(root, base, monkeypatch):
     return ["run", "--out", str(root / "no-room"), *base]
 
 
+def case_shards_do_not_fit_on_disk(root, base, monkeypatch):
+    import shutil
+
+    usage = shutil.disk_usage(root)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=10_000))
+    return ["run", "--out", str(root / "no-disk"), *base]
+
+
 CASES = [
     ("unknown plugin name", case_unknown_pruner, "unknown pruner 'randm'; did you mean 'random'?"),
     ("ratio outside [0, 1)", case_ratio_outside, "ratio must be in [0, 1), got 1.5"),
@@ -201,6 +209,7 @@ CASES = [
     ("--tasks with no task evaluator installed", case_task_without_evaluator, "install loram-plugin-lmeval"),
     ("an unknown task", case_unknown_task, "unknown task(s) gsm8k; known: arithmetic, date_understanding"),
     ("--include-path that is not a folder", case_include_path_missing, "is not a folder of lm-eval task YAMLs"),
+    ("shards that do not fit on the disk", case_shards_do_not_fit_on_disk, "free; free some space, choose another --out"),
     ("training that does not fit in this machine's memory", case_training_does_not_fit,
      "by loram estimate's model and this machine has 1 MiB available"),
 ]
@@ -216,7 +225,9 @@ def test_bad_input_is_one_clear_line_and_exit_code_2(world, what, make_argv, exp
     if what == "training that does not fit in this machine's memory":
         assert not (root / "no-room").exists()  # stopped before the run directory was made
         monkeypatch.setattr("loram_core.estimate.preflight.available_bytes", lambda device="cpu": 2**20)
-        assert main(["run", "--out", str(root / "no-room"), *base, "--no-memory-check", "--no-merge"]) == 0
+        assert main(["run", "--out", str(root / "no-room"), *base, "--no-preflight", "--no-merge"]) == 0
+    if what == "shards that do not fit on the disk":
+        assert not (root / "no-disk").exists()
     if what == "out of disk while writing":
         assert not (root / "disk-full" / "pruned").exists()
         assert (root / "disk-full" / "plan" / "plan.json").is_file()  # written before the failure: whole

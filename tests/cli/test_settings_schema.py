@@ -12,7 +12,7 @@ from loram_core.lifecycle.settings import FIELDS, RunSettings, load_recipe, make
 from loram_core.train.config import TrainConfig
 from loram_test_helpers import tree_hashes
 
-NOT_SETTINGS = {"--recipe", "--out", "--json", "--no-progress", "--overwrite", "--no-memory-check", "--list-tasks", "-h",
+NOT_SETTINGS = {"--recipe", "--out", "--json", "--no-progress", "--overwrite", "--no-preflight", "--list-tasks", "-h",
                 "--help"}
 
 
