@@ -4,11 +4,27 @@ from __future__ import annotations
 
 import math
 
-from loram_core.errors import warn
+from loram_core.adapters.files import WEIGHTS
+from loram_core.errors import LoramError, warn
 from loram_core.lifecycle.resources import Resources
 from loram_core.lifecycle.rundir import RunDir, stage_key
 from loram_core.lifecycle.variants import model_variants
 from loram_core.placement import Placement
+
+
+def streams_original(s, res: Resources) -> bool:
+    """``--stream-eval``: on, off, or auto (the original in fp32 would take more than half the memory available)."""
+    if s.stream_eval == "off" or (s.stream_eval == "auto" and res.examples is not None):
+        return False
+    if res.examples is not None:
+        raise LoramError("--stream-eval on scores text windows; records (responses) are scored on the loaded model")
+    if s.stream_eval == "on":
+        return True
+    from loram_core.estimate.preflight import available_bytes
+    from loram_core.plan.fingerprint import count_parameters, meta_model
+
+    available = available_bytes(Placement.from_settings(s).device)
+    return available is not None and count_parameters(meta_model(res.config)) * 4 > available / 2
 
 
 def run_eval(run: RunDir, res: Resources) -> dict:
@@ -17,7 +33,8 @@ def run_eval(run: RunDir, res: Resources) -> dict:
     s = res.settings
     upstream = [(run.record(st) or {}).get("key") for st in ("prune", "align", "train", "recover")]
     placement = Placement.from_settings(s)
-    key = stage_key("eval", upstream, s.data_settings(), s.eval_tokens, s.eval_seq_len, res.model_path, placement.dtype_name)
+    key = stage_key("eval", upstream, s.data_settings(), s.eval_tokens, s.eval_seq_len, res.model_path, placement.dtype_name,
+                    s.stream_eval)
     done = run.done("eval", key)
     if done:
         return done
@@ -37,8 +54,18 @@ def run_eval(run: RunDir, res: Resources) -> dict:
         result = score(model)
         rows[name], losses[name] = result.ppl, result.nll
 
-    for name, model in model_variants(run, res):
+    stream = streams_original(s, res)
+    for name, model in model_variants(run, res, originals=not stream):
         measure(name, model)
+    if stream:  # the original never resident whole: one decoder layer at a time from its shards
+        from loram_core.streamed_eval import streamed_perplexity
+
+        for name, adapter in (("original", None), ("loram", run.adapter)):
+            if adapter is None or (adapter / WEIGHTS).is_file():
+                result = streamed_perplexity(res.model_path, res.config, res.test_tokens, seq_len=s.eval_seq_len,
+                                             adapter=adapter)
+                rows[name], losses[name] = result.ppl, result.nll
+        scored["streamed"] = True
     overflowed = [f"{name} {value}" for name, value in rows.items() if not math.isfinite(value)]
     if overflowed:
         warn(f"perplexity not finite ({', '.join(overflowed)}): the model's predictions overflow (diverged training, "

@@ -137,6 +137,11 @@ class RunSettings:
                          help="test examples per task (0: the whole test split)")
     include_path: str | None = setting(None, validator=optional_text, group=EVALUATION, metavar="DIR",
                                        help="a folder of your own lm-eval task YAMLs, usable in --tasks")
+    # The original scored one decoder layer at a time from its shards (streamed_eval.py): never resident whole.
+    stream_eval: str = setting("auto", choices=("auto", "on", "off"), group=EVALUATION,
+                               help="perplexity of the original and original + adapter one decoder layer at a time "
+                                    "(text data); auto: when the original in fp32 would not fit in half the memory "
+                                    "available")
     eval_seq_len: int = setting(512, validator=integer(2), group=EVALUATION, help="perplexity window")
     merge: bool = setting(True, validator=boolean, group=EVALUATION, flag="--no-merge", help="skip writing merged/")
     # Where training and evaluation compute (placement.py): auto = CUDA when visible, bf16 on GPUs with it,

@@ -68,7 +68,7 @@ STAGES = (
     Stage("merge", "loram_core.lifecycle.merge:run_merge", "merge the recovered adapter into the original model",
           needs_data=False, enabled=lambda s: s.merge, reads=("merge",)),
     Stage("eval", "loram_core.lifecycle.evaluate:run_eval", "perplexity rows and report", needs_data=True,
-          reads=(*DATA_FIELDS, "eval_tokens", "eval_seq_len", *PLACEMENT)),
+          reads=(*DATA_FIELDS, "eval_tokens", "eval_seq_len", "stream_eval", *PLACEMENT)),
     # scores kept per task: a changed task list adds scores, it replaces nothing (no --overwrite needed)
     Stage("tasks", "loram_core.lifecycle.tasks:run_tasks", "downstream task scores (docs/tasks.md)",
           needs_data=False, enabled=lambda s: bool(s.tasks), command="eval", replaces=False,

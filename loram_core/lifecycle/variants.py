@@ -21,11 +21,12 @@ VARIANTS = {
 }
 
 
-def model_variants(run: RunDir, res: Resources, *, merged: bool = False,
-                   duplicates: bool = True) -> Iterator[tuple[str, object]]:
+def model_variants(run: RunDir, res: Resources, *, merged: bool = False, duplicates: bool = True,
+                   originals: bool = True) -> Iterator[tuple[str, object]]:
     """``(name, model)`` for each variant the run has: pruned, pruned_lora, original, loram (and merged when
     asked and present). ``duplicates=False`` skips the pruned rows of a run on the full model (pruner none),
-    which are the original and loram again. A model is valid until the next one is yielded."""
+    which are the original and loram again; ``originals=False`` yields the pruned rows only (the eval stage
+    streams the original itself). A model is valid until the next one is yielded."""
     from peft import PeftModel
 
     from loram_core.adapters.files import WEIGHTS
@@ -46,6 +47,8 @@ def model_variants(run: RunDir, res: Resources, *, merged: bool = False,
             yield "pruned_lora", PeftModel.from_pretrained(pruned, str(run.adapter_pruned))
         del pruned
         gc.collect()
+    if not originals:
+        return
     original = placement.place(res.original_model(dtype=placement.dtype), cast=False)
     yield "original", original
     if (run.adapter / WEIGHTS).is_file():

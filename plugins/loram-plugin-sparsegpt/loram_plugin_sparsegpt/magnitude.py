@@ -23,7 +23,7 @@ from loram_plugin_sparsegpt.masks import (
     pruned_count,
 )
 from loram_plugin_sparsegpt.progress import layer_progress, print_layer_table
-from loram_plugin_sparsegpt.sequential import decoder_layers
+from loram_core.layer_stream import decoder_layers
 from loram_plugin_sparsegpt.targets import layer_linears, layer_range, plan_params
 from loram_plugin_sparsegpt.version import __version__
 

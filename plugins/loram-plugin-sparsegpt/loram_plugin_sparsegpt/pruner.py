@@ -24,7 +24,7 @@ from loram_plugin_sparsegpt.config import SparseGPTConfig
 from loram_plugin_sparsegpt.hessian import InputStatistics
 from loram_plugin_sparsegpt.masks import PackedMasks
 from loram_plugin_sparsegpt.progress import layer_progress, print_layer_table
-from loram_plugin_sparsegpt.sequential import stream_layers
+from loram_core.layer_stream import stream_layers
 from loram_plugin_sparsegpt.sparsegpt import sparsegpt_prune
 from loram_plugin_sparsegpt.targets import layer_linears, layer_range, plan_params
 from loram_plugin_sparsegpt.version import __version__

@@ -1,16 +1,17 @@
-"""The layer-by-layer driver: streamed from the checkpoint, it computes what the whole model computes."""
+"""The layer-by-layer driver (``loram_core.layer_stream``, which SparseGPT drives): streamed from the checkpoint,
+it computes what the whole model computes."""
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
 from loram_core.checkpoint import CheckpointReader
+from loram_core.layer_stream import stream_layers
 from loram_core.plan.apply import empty_model
 from loram_core.testing.tiny import save_tiny_model
 from loram_plugin_sparsegpt.config import SparseGPTConfig
 from loram_plugin_sparsegpt.hessian import InputStatistics
 from loram_plugin_sparsegpt.pruner import SparseGPTPruner
-from loram_plugin_sparsegpt.sequential import stream_layers
 from loram_plugin_sparsegpt.sparsegpt import sparsegpt_prune
 from loram_plugin_sparsegpt.targets import layer_linears
 from sparsegpt_helpers import make_context

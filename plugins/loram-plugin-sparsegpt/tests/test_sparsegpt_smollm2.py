@@ -9,7 +9,7 @@ from loram_core.plan.apply import empty_model
 from loram_plugin_sparsegpt.config import SparseGPTConfig
 from loram_plugin_sparsegpt.hessian import InputStatistics
 from loram_plugin_sparsegpt.magnitude import magnitude_keep
-from loram_plugin_sparsegpt.sequential import stream_layers
+from loram_core.layer_stream import stream_layers
 from loram_plugin_sparsegpt.sparsegpt import reconstruction_error, sparsegpt_prune
 from loram_plugin_sparsegpt.targets import layer_linears
 

@@ -1,6 +1,7 @@
-"""Layer-by-layer driver: calibration activations flow through the decoder one layer at a time.
+"""Layer-by-layer driver: activations flow through the decoder one layer at a time, so the model is never in
+memory whole: calibration for streaming pruners (SparseGPT) and the streamed perplexity of the original.
 
-The model is the core's meta-device skeleton (``streaming = True`` pruners). The driver loads the
+The model is the core's meta-device skeleton. The driver loads the
 embeddings, computes the first layer's inputs and releases them; then for each decoder layer it loads the
 layer's weights from the checkpoint, lets the caller look at it (collect statistics, prune it in place),
 runs the possibly pruned layer to turn the activations into the next layer's inputs, and releases it.
