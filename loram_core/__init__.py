@@ -6,7 +6,8 @@ The core owns the lifecycle and the mask/index protocol; strategies come from pl
 
 from loram_core.hookspecs import hookimpl
 from loram_core.prune_context import PruneContext
-from loram_core.protocols import Aligner, ArchitectureFamily, Dataset, ModelAlias, Pruner, Quantizer, Recoverer
+from loram_core.protocols import (Aligner, ArchitectureFamily, Dataset, ModelAlias, Pruner, Quantizer, Recoverer,
+                                  TaskEvaluator)
 
 __version__ = "0.1.0"
 
@@ -28,6 +29,7 @@ __all__ = [
     "ArchitectureFamily",
     "Dataset",
     "ModelAlias",
+    "TaskEvaluator",
     "PruneContext",
     "Pruner",
     "Quantizer",

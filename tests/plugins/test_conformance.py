@@ -348,6 +348,6 @@ def test_plugin_loads_with_dash_p_when_autoload_is_off(pytester, monkeypatch):
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     result = pytester.runpytest_subprocess("-p", "loram_core.testing.pytest_plugin", "--loram-plugin", "none",
                                            "--loram-family", "llama-gqa", "--collect-only", "-q", "-p", "no:cacheprovider")
-    # the pruner's rules, and one skipped placeholder each for quantizers, aligners and recoverers (none named)
+    # the pruner's rules, and one skipped placeholder each for quantizers, aligners, recoverers and evaluators
     result.stdout.fnmatch_lines(["*test_pruner[[]none-llama-gqa-defaults-validates[]]", "*test_recoverer[[]none[]]",
-                                 f"{len(PRUNER_CHECKS) + 3} tests collected*"])
+                                 "*test_evaluator[[]none[]]", f"{len(PRUNER_CHECKS) + 4} tests collected*"])

@@ -2,6 +2,7 @@
 (the datasette discipline: a hook nobody tests or documents is a hook nobody can rely on)."""
 
 import ast
+import json
 import re
 from pathlib import Path
 
@@ -263,6 +264,31 @@ def test_hook_register_models(registered, tiny, tmp_path):
     plan = prune(tmp_path / "run", "tiny-alias", data)
     assert plan.base.name_or_path == "tiny-alias"
     assert plan.base.config_hash == ModelFingerprint.from_config(load_config(model)).config_hash
+
+
+def test_hook_register_task_evaluators(registered, capsys):
+    from loram_core.task_eval import GENERATIVE, TaskInfo
+
+    @attrs.frozen
+    class CountEvaluator:
+        name: str = "counter"
+
+        def tasks(self, include_path):
+            return [TaskInfo("count_words", "user", GENERATIVE, "words", None, 3)]
+
+        def evaluate(self, model, tokenizer, tasks, options):
+            raise NotImplementedError
+
+    class Plugin:
+        @hookimpl
+        def register_task_evaluators(self, register):
+            register(CountEvaluator())
+
+    registered(Plugin())
+    assert main(["eval", "--list-tasks", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"evaluator": "counter", "name": "count_words", "family": "user",
+                                                    "kind": "generative", "metric": "words", "train": None, "test": 3,
+                                                    "description": ""}]
 
 
 def test_hook_register_commands(registered, capsys):

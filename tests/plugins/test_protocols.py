@@ -6,7 +6,7 @@ import pytest
 
 import loram_core
 from loram_core import hookspecs, protocols, registry
-from loram_core.protocols import PROTOCOLS, Pruner, Quantizer, Recoverer, missing_members, optional_member
+from loram_core.protocols import PROTOCOLS, Pruner, Quantizer, Recoverer, TaskEvaluator, missing_members, optional_member
 from loram_test_helpers import REPO
 
 BUILTIN = "loram_core.builtin."
@@ -22,8 +22,9 @@ def test_every_registry_kind_has_a_protocol_with_its_optional_members():
     assert set(protocols.OPTIONAL_MEMBERS) == set(PROTOCOLS.values())
 
 
-def test_every_kind_but_quantizer_has_a_built_in():
-    assert {kind for kind, _, _ in builtin_objects()} == set(registry.KINDS) - {"quantizer"}  # loram-plugin-bnb's
+def test_every_kind_but_quantizer_and_evaluator_has_a_built_in():
+    # quantizers are loram-plugin-bnb's, task evaluators loram-plugin-lmeval's
+    assert {kind for kind, _, _ in builtin_objects()} == set(registry.KINDS) - {"quantizer", "evaluator"}
 
 
 @pytest.mark.parametrize("kind,name,obj", builtin_objects(), ids=lambda v: v if isinstance(v, str) else "")
@@ -40,6 +41,7 @@ def test_built_in_satisfies_its_protocol(kind, name, obj):
     ("loram_plugin_sparsegpt", "register_pruners", Pruner),
     ("loram_plugin_llmpruner", "register_pruners", Pruner),
     ("loram_plugin_wanda", "register_pruners", Pruner),
+    ("loram_plugin_lmeval", "register_task_evaluators", TaskEvaluator),
 ])
 def test_repository_plugins_satisfy_their_protocols(module, hook, protocol):
     mod = pytest.importorskip(module)
