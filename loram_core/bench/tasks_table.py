@@ -34,7 +34,8 @@ def method_rows(rows: list[dict]) -> tuple[list[str], list[tuple[str, dict]]]:
 
 
 def gain_shares(rows: list[dict]) -> list[tuple[str, dict[str, float | None]]]:
-    """Per LoRAM run and task, (LoRAM - original) / (LoRA - original) against the first full-model run."""
+    """Per LoRAM run and task, (LoRAM - original) / (LoRA - original) against the first full-model run, where
+    LoRA's gain is positive (None elsewhere)."""
     full = next((r for r in rows if r.get("pruner") == "none" and (r.get("tasks") or {}).get("scores")), None)
     if full is None:
         return []
@@ -48,7 +49,8 @@ def gain_shares(rows: list[dict]) -> list[tuple[str, dict[str, float | None]]]:
             try:
                 base = scores["original"][task]["value"]
                 lora = full["tasks"]["scores"]["loram"][task]["value"]
-                shares[task] = None if lora == base else (scores["loram"][task]["value"] - base) / (lora - base)
+                # a share of a gain only: where full LoRA did not improve on the original there is none to share
+                shares[task] = None if lora <= base else (scores["loram"][task]["value"] - base) / (lora - base)
             except KeyError:
                 shares[task] = None
         out.append((r["label"], shares))

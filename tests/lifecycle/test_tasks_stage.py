@@ -122,15 +122,17 @@ def score(value, stderr=0.02):
 def test_table_one_rows_and_the_captured_share_of_full_loras_gain():
     rows = [
         {"label": "llmpruner 0.5", "status": "done", "pruner": "llmpruner",
-         "tasks": {"tasks": ["math"], "scores": {"original": {"math": score(0.2)}, "pruned_lora": {"math": score(0.25)},
-                                                 "loram": {"math": score(0.35)}}}},
+         "tasks": {"tasks": ["math", "qa"], "scores": {
+             "original": {"math": score(0.2), "qa": score(0.5)}, "pruned_lora": {"math": score(0.25), "qa": score(0.4)},
+             "loram": {"math": score(0.35), "qa": score(0.45)}}}},
         {"label": "LoRA full model", "status": "done", "pruner": "none",
-         "tasks": {"tasks": ["math"], "scores": {"original": {"math": score(0.2)}, "loram": {"math": score(0.4)}}}},
+         "tasks": {"tasks": ["math", "qa"], "scores": {"original": {"math": score(0.2), "qa": score(0.5)},
+                                                       "loram": {"math": score(0.4), "qa": score(0.48)}}}},
     ]
     assert tasks_markdown(rows) == (
-        "| method | math |\n|---|---|\n"
-        "| original, no fine-tuning | 0.200 ± 0.020 |\n"
-        "| llmpruner 0.5: train small, infer small | 0.250 ± 0.020 |\n"
-        "| llmpruner 0.5: LoRAM (original + recovered) | 0.350 ± 0.020 |\n"
-        "| LoRA full model | 0.400 ± 0.020 |\n"
-        "\nShare of full LoRA's gain captured by llmpruner 0.5: math 75%.\n")
+        "| method | math | qa |\n|---|---|---|\n"
+        "| original, no fine-tuning | 0.200 ± 0.020 | 0.500 ± 0.020 |\n"
+        "| llmpruner 0.5: train small, infer small | 0.250 ± 0.020 | 0.400 ± 0.020 |\n"
+        "| llmpruner 0.5: LoRAM (original + recovered) | 0.350 ± 0.020 | 0.450 ± 0.020 |\n"
+        "| LoRA full model | 0.400 ± 0.020 | 0.480 ± 0.020 |\n"
+        "\nShare of full LoRA's gain captured by llmpruner 0.5: math 75%, qa —.\n")  # LoRA lost on qa: no gain
