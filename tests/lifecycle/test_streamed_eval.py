@@ -74,7 +74,7 @@ def test_streaming_holds_one_layer_not_the_model(tmp_path):
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_ARENA_MAX": "1", "OMP_NUM_THREADS": "1"}
     out = subprocess.run([sys.executable, "-c", PEAK, str(path)], capture_output=True, text=True, env=env, check=True)
     peak = float(out.stdout.strip().splitlines()[-1])
-    assert size_mb > 400 and peak < size_mb / 3, (peak, size_mb)  # the loaded model alone is size_mb
+    assert size_mb > 400 and peak < size_mb / 2, (peak, size_mb)  # the loaded model alone is size_mb
 
 
 def test_the_eval_stage_streams_the_original_when_asked_and_scores_the_same(inputs, tmp_path, capsys):
