@@ -74,11 +74,12 @@ def task_table(include_path: str | None = None) -> dict[str, tuple[str, TaskInfo
     return table
 
 
-def assign(tasks: tuple[str, ...], include_path: str | None) -> dict[str, list[str]]:
-    """``{evaluator name: its tasks}`` in the order asked; an unknown task names the known ones."""
+def assign(tasks: tuple[str, ...], include_path: str | None, table: dict | None = None) -> dict[str, list[str]]:
+    """``{evaluator name: its tasks}`` in the order asked (``table``: ``task_table(include_path)`` when the caller
+    has it); an unknown task names the known ones."""
     if include_path is not None and not Path(include_path).is_dir():
         raise LoramError(f"--include-path {include_path} is not a folder of lm-eval task YAMLs")
-    table = task_table(include_path)
+    table = task_table(include_path) if table is None else table
     unknown = [t for t in tasks if t not in table]
     if unknown:
         if not table:

@@ -22,7 +22,8 @@ from loram_core.task_eval import TaskOptions, assign, task_table
 
 def run_tasks(run: RunDir, res: Resources) -> dict:
     s = res.settings
-    plan = assign(s.tasks, s.include_path)
+    table = task_table(s.include_path)
+    plan = assign(s.tasks, s.include_path, table)
     found = registry.collect("evaluator")
     versions = {name: found[name].version for name in plan}
     upstream = [(run.record(st) or {}).get("key") for st in ("prune", "align", "train", "recover", "merge")]
@@ -35,10 +36,10 @@ def run_tasks(run: RunDir, res: Resources) -> dict:
     if done:
         return done
     previous = run.record("tasks") or {}
-    scores: dict[str, dict] = previous.get("scores", {}) if previous.get("base") == base else {}
-    info = {t: attrs.asdict(i) for t, (_, i) in task_table(s.include_path).items() if t in s.tasks}
+    kept = previous if previous.get("base") == base else {}  # scores of other models are dropped
+    scores: dict[str, dict] = kept.get("scores", {})
+    seconds: dict[str, float] = dict(kept.get("seconds", {}))
     run.root.joinpath("tasks").mkdir(exist_ok=True)
-    seconds: dict[str, float] = dict(previous.get("seconds", {})) if scores else {}
     with _task_bars(res.progress) as bars:
         for variant, model in model_variants(run, res, merged=True, duplicates=False):
             row = scores.setdefault(variant, {})
@@ -54,8 +55,8 @@ def run_tasks(run: RunDir, res: Resources) -> dict:
                 row.update({task: {**result[task].to_json(), "options": options} for task in todo})
             seconds[variant] = round(seconds.get(variant, 0.0) + time.perf_counter() - started, 1)
     # every task scored on these models so far, each with the options it was scored with ("n" its examples)
-    tasks = list(dict.fromkeys([*previous.get("tasks", []), *s.tasks])) if previous.get("base") == base else list(s.tasks)
-    info = {**(previous.get("info", {}) if previous.get("base") == base else {}), **info}
+    tasks = list(dict.fromkeys([*kept.get("tasks", []), *s.tasks]))
+    info = {**kept.get("info", {}), **{t: attrs.asdict(table[t][1]) for t in s.tasks}}
     return run.finish("tasks", key, {"base": base, "tasks": tasks, "scores": scores, "seconds": seconds,
                                      "evaluators": versions, "info": info})
 
