@@ -105,6 +105,8 @@ def check_eval_window(settings: RunSettings, res: Resources) -> None:
     """Perplexity needs one --eval-seq-len window of test text (or one held-out example): found now, not after
     training."""
     if res.examples is not None:
+        if settings.stream_eval == "on":  # known now, not after training
+            raise LoramError("--stream-eval on scores text windows; records (responses) are scored on the loaded model")
         if not (res.examples.test or res.examples.validation):
             raise LoramError(f"data {settings.data} has no test or validation example to evaluate on")
         return
