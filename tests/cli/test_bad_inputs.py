@@ -56,13 +56,18 @@ def case_layers_outside(root, base):
     return ["prune", str(root / "x"), "--layers", "2:99", *base]
 
 
-def case_nm_pattern(root, base, request):
+def _register_for_the_case(request, module: str) -> None:
+    """A plugin package of this repository registered for one case (installed by scripts/install.sh, as CI does)."""
     from loram_core import plugins
 
-    sparsegpt = pytest.importorskip("loram_plugin_sparsegpt")  # installed by scripts/install.sh, as CI does
+    plugin = pytest.importorskip(module)
     plugins.load_plugins()
-    plugins.pm.register(sparsegpt, name="sparsegpt-under-test")
-    request.addfinalizer(lambda: plugins.pm.unregister(name="sparsegpt-under-test"))
+    plugins.pm.register(plugin, name=f"{module}-under-test")
+    request.addfinalizer(lambda: plugins.pm.unregister(name=f"{module}-under-test"))
+
+
+def case_nm_pattern(root, base, request):
+    _register_for_the_case(request, "loram_plugin_sparsegpt")
     return ["run", "--pruner", "sparsegpt", "--pruner-opt", "pattern=4:4", "--out", str(root / "nm"), *base]
 
 
@@ -151,24 +156,12 @@ def case_task_without_evaluator(root, base):
 
 
 def case_include_path_missing(root, base, request):
-    import loram_plugin_lmeval
-
-    from loram_core import plugins
-
-    plugins.load_plugins()
-    plugins.pm.register(loram_plugin_lmeval, name="lmeval-under-test")
-    request.addfinalizer(lambda: plugins.pm.unregister(name="lmeval-under-test"))
+    _register_for_the_case(request, "loram_plugin_lmeval")
     return ["eval", str(root / "done"), "--tasks", "mine", "--include-path", str(root / "no-such-folder")]
 
 
 def case_unknown_task(root, base, request):
-    import loram_plugin_lmeval
-
-    from loram_core import plugins
-
-    plugins.load_plugins()
-    plugins.pm.register(loram_plugin_lmeval, name="lmeval-under-test")
-    request.addfinalizer(lambda: plugins.pm.unregister(name="lmeval-under-test"))
+    _register_for_the_case(request, "loram_plugin_lmeval")
     return ["eval", str(root / "done"), "--tasks", "winowhy,gsm8k"]
 
 
