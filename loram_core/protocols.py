@@ -49,7 +49,10 @@ class Quantizer(Protocol):
 
     Optional: ``bits`` (bits per weight the report's formula counts, when the config has no ``bits`` field),
     ``describe(model, config) -> dict`` (JSON values for the report: ``param_bytes_base``,
-    ``params_quantized``, ``params_kept``).
+    ``params_quantized``, ``params_kept``), and ``quantize_streamed(model, config, load) -> model``: the
+    pruned model arrives on the meta device and ``load(name)`` gives module ``name``'s parameters their fp32
+    values, so a quantizer that loads and quantizes one module at a time never holds the pruned model whole;
+    the core loads what it leaves on meta. Training prefers it to ``quantize``.
     """
 
     name: str
@@ -152,7 +155,7 @@ _EVERY_KIND = {"description": "", "version": None}
 # protocol -> optional member -> what the core assumes when the object lacks it (None: the feature is unused)
 OPTIONAL_MEMBERS: dict[type, dict[str, Any]] = {
     Pruner: {"pattern": "structured", "patterns": None, "streaming": False, "estimate_removed": None, **_EVERY_KIND},
-    Quantizer: {"bits": None, "describe": None, **_EVERY_KIND},
+    Quantizer: {"bits": None, "describe": None, "quantize_streamed": None, **_EVERY_KIND},
     Aligner: dict(_EVERY_KIND),
     Recoverer: dict(_EVERY_KIND),
     ArchitectureFamily: dict(_EVERY_KIND),

@@ -104,18 +104,23 @@ def _checkpoint_bytes(model_path: str) -> int:
 
 
 def write_need(settings, config, model_path: str, stages: set[str]) -> dict[str, int]:
-    """Bytes each stage in ``stages`` writes: the pruned weights (fp32, as the prune stage stores them) and
-    ``merged/`` (the original's size: its tensors keep their dtype)."""
+    """Bytes each stage in ``stages`` writes: the pruned weights (a streaming pruner's copies keep the
+    checkpoint's dtype, an in-memory pruner's model is fp32) and ``merged/`` (the original's size: its
+    tensors keep their dtype)."""
     from loram_core import registry
     from loram_core.arch import adapter_for
     from loram_core.estimate.params import estimate_params
     from loram_core.lifecycle.prune import pruner_config as prune_config
+    from loram_core.protocols import Pruner, optional_member
 
     need = {}
     if "prune" in stages and not settings.pruned:
         pruner = registry.get("pruner", settings.pruner)
         params = estimate_params(config, adapter_for(config), pruner, prune_config(pruner, settings, say=lambda _m: None))
-        need["prune"] = (params.pruned if params.pattern == "structured" else params.original) * 4
+        held = params.pruned if params.pattern == "structured" else params.original
+        stored = _checkpoint_bytes(model_path)
+        streaming = optional_member(pruner, Pruner, "streaming")
+        need["prune"] = int(held * (stored / params.original if streaming and stored else 4))
     if "merge" in stages and settings.merge:
         need["merge"] = _checkpoint_bytes(model_path)
     return need

@@ -3,8 +3,8 @@
 It holds the pruned (and aligned) weights as safetensors, the ORIGINAL config and tokenizer (shapes come from
 config + plan), and ``loram_pruned.json``, written last: its presence means the folder is whole. Weights are
 written from memory, or streamed tensor by tensor: the streamed path reads the original checkpoint one
-tensor at a time, applies the plan (and a pruner's reconstructed weights) and writes HF-style shards, so
-pruning a model never needs it whole in memory.
+tensor at a time, applies the plan (and a pruner's reconstructed weights) and writes HF-style shards in the
+checkpoint's own dtype, so pruning a model never needs it whole in memory.
 """
 
 from __future__ import annotations
@@ -57,10 +57,13 @@ def stream_pruned_weights(reader: CheckpointReader, plan: PrunePlan, parameter_n
     written = 0
     for name in reader.names:
         module, _, param = name.rpartition(".")
-        tensor = reader.get(name)
+        # in the checkpoint's dtype: a copy loses nothing, and a bf16 original's pruned shards are half fp32's
+        tensor = reader.get(name, dtype=None).clone()  # a copy: a view would keep its shard mapped
         entry = plan.entries.get(module)
         if entry is not None:
             replacement = replacements.get(module) if (replacements is not None and param == "weight") else None
+            if replacement is not None:  # a pruner computed it in fp32: kept so, not rounded to the checkpoint's
+                tensor = tensor.float()
             tensor = pruned_tensor(module, param, tensor, entry, replacement)
         writer.add(name, tensor)
         if name in parameter_names:
@@ -73,12 +76,13 @@ def load_pruned_weights(folder: Path, remedy: str = "delete it and re-run the st
     return load_weights(folder, remedy)
 
 
-def load_pruned_model(run, res, dtype=None):
+def load_pruned_model(run, res, dtype=None, build=None):
     """Materialize the pruned model from the original config + plan + pruned weights (fp32 unless ``dtype``);
-    returns ``(model, plan)``. ``run`` is the RunDir, ``res`` the run's Resources."""
+    returns ``(model, plan)``. ``run`` is the RunDir, ``res`` the run's Resources. With ``build(model, load)``
+    the model is built module by module from the shards instead (``plan.apply.stream_pruned``)."""
     import torch
 
-    from loram_core.plan.apply import materialize_pruned
+    from loram_core.plan.apply import materialize_pruned, stream_pruned
     from loram_core.plan.serialize import load_plan, plan_hash
     from loram_core.plan.validate import validate_plan
 
@@ -86,5 +90,8 @@ def load_pruned_model(run, res, dtype=None):
     if read_meta(run.pruned).get("plan_hash") != plan_hash(plan):
         raise PlanError(f"{run.pruned} was written for another plan than {run.plan}; re-run 'loram prune'")
     validate_plan(plan, res.config)  # the original named now must be the one the plan was made for
-    state = load_pruned_weights(run.pruned, f"delete {run.pruned} and re-run 'loram prune {run.root}'")
+    remedy = f"delete {run.pruned} and re-run 'loram prune {run.root}'"
+    if build is not None:
+        return stream_pruned(res.config, plan, CheckpointReader.open(run.pruned, remedy), build), plan
+    state = load_pruned_weights(run.pruned, remedy)
     return materialize_pruned(res.config, plan, state, dtype or torch.float32), plan

@@ -6,8 +6,7 @@ import gc
 
 from loram_core import distributed, memory
 from loram_core.adapters.files import WEIGHTS
-from loram_core.lifecycle.pruned_folder import load_pruned_model
-from loram_core.lifecycle.quantize import quantize_pruned
+from loram_core.lifecycle.quantize import load_trainable_pruned
 from loram_core.lifecycle.resources import Resources
 from loram_core.lifecycle.rundir import RunDir, stage_key
 from loram_core.placement import Placement
@@ -45,10 +44,9 @@ def run_train(run: RunDir, res: Resources) -> dict:
     rss_baseline = memory.current_rss_mb()
     placement = Placement.from_settings(s)
     # A quantizer gets fp32 weights and picks its own dtypes; otherwise the base is loaded in the run's dtype
-    # (LoRA weights stay fp32: PEFT upcasts adapters on half-precision bases).
-    # [0]: the plan is not kept; a mask plan's masks (one byte per linear weight) would sit in the measured peak
-    model = load_pruned_model(run, res, dtype=placement.dtype if not s.quantizer else None)[0]
-    model, quantized = quantize_pruned(model, s)
+    # (LoRA weights stay fp32: PEFT upcasts adapters on half-precision bases). The plan is not kept: a mask
+    # plan's masks (one byte per linear weight) would sit in the measured peak.
+    model, quantized = load_trainable_pruned(run, res, placement.dtype)
     gc.collect()
     # a quantizer knows the bytes its state holds beside the packed weights
     base_bytes = (quantized or {}).get("param_bytes_base") or param_bytes(model)

@@ -30,16 +30,15 @@ def model_variants(run: RunDir, res: Resources, *, merged: bool = False, duplica
     from peft import PeftModel
 
     from loram_core.adapters.files import WEIGHTS
-    from loram_core.lifecycle.pruned_folder import META, load_pruned_model
-    from loram_core.lifecycle.quantize import quantize_pruned
+    from loram_core.lifecycle.pruned_folder import META
+    from loram_core.lifecycle.quantize import load_trainable_pruned
     from loram_core.placement import Placement
 
     s = res.settings
     placement = Placement.from_settings(s)
     unpruned = ((run.record("prune") or {}).get("pruner") or {}).get("name") == "none"
     if (run.pruned / META).is_file() and (duplicates or not unpruned):
-        pruned = load_pruned_model(run, res, dtype=None if s.quantizer else placement.dtype)[0]  # masks not kept
-        pruned, _ = quantize_pruned(pruned, s)  # the small model as it was trained
+        pruned = load_trainable_pruned(run, res, placement.dtype)[0]  # the small model as it was trained
         pruned = placement.place(pruned, cast=False)  # in its dtype already (or the quantizer's)
         yield "pruned", pruned
         if (run.adapter_pruned / WEIGHTS).is_file():

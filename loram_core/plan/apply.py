@@ -120,6 +120,41 @@ def materialize_pruned(config, plan: PrunePlan, state_dict: dict[str, torch.Tens
     return model.eval()
 
 
+def stream_pruned(config, plan: PrunePlan, reader, build):
+    """Build the pruned model module by module from the pruned shards in ``reader``: ``build(model, load)`` gets
+    the skeleton on the meta device and ``load(name)``, which gives module ``name``'s own parameters their
+    fp32 values; what ``build`` leaves on meta is loaded afterwards. A quantizer so holds one fp32 Linear
+    at a time, never the pruned model whole (docs/scaling.md, "Larger than memory")."""
+    model = pruned_skeleton(config, plan, torch.float32)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    stored = set(reader.names)
+    tied = {k for k in expected if k not in stored and _is_tied(config, k)}
+    missing = [k for k in expected if k not in stored and k not in tied]
+    unexpected = [k for k in stored if k not in expected]
+    if missing or unexpected:
+        raise PlanError(f"pruned weights do not fit the plan: missing {missing[:3]}, unexpected {unexpected[:3]}")
+
+    def load(name: str) -> None:
+        module = model.get_submodule(name)
+        prefix = f"{name}." if name else ""
+        wanted = {prefix + n: n for n, p in module.named_parameters(recurse=False) if p.is_meta and prefix + n in stored}
+        tensors = reader.get_many(wanted, torch.float32)
+        for key, tensor in tensors.items():
+            if tuple(tensor.shape) != expected[key]:
+                raise PlanError(f"{key}: pruned weights have shape {tuple(tensor.shape)}, the plan gives {expected[key]}")
+        module.load_state_dict({wanted[k]: v for k, v in tensors.items()}, strict=False, assign=True)
+
+    model = build(model, load)
+    for name, module in list(model.named_modules()):
+        if any(p.is_meta for p in module.parameters(recurse=False)):
+            load(name)
+    model.tie_weights()
+    still_meta = [n for n, p in model.named_parameters() if p.is_meta]
+    if still_meta:
+        raise PlanError(f"pruned weights leave parameters unset: {still_meta[:3]}")
+    return model.eval()
+
+
 def _is_tied(config, key: str) -> bool:
     return bool(getattr(config, "tie_word_embeddings", False)) and key == "lm_head.weight"
 

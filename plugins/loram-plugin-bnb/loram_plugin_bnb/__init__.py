@@ -19,7 +19,8 @@ __all__ = ["BnbQuantizer", "QUANTIZERS", "describe", "held_param_bytes", "quanti
 
 @attrs.frozen
 class BnbQuantizer:
-    """``quantize(model, config) -> model`` (the core's contract) and ``describe`` for the report."""
+    """``quantize(model, config) -> model`` (the core's contract), its streamed form, and ``describe`` for the
+    report."""
 
     name: str
     config_cls: type
@@ -32,6 +33,9 @@ class BnbQuantizer:
 
     def quantize(self, model, config):
         return quantize_model(model, config)
+
+    def quantize_streamed(self, model, config, load):
+        return quantize_model(model, config, load)
 
     def describe(self, model, config) -> dict:
         return describe(model, config)

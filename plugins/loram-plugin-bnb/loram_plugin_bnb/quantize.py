@@ -23,10 +23,12 @@ def matches(name: str, pattern: str) -> bool:
 
 
 def tied_parameters(model: nn.Module) -> set[int]:
-    """ids of parameters whose storage another parameter shares (tied embeddings and lm_head)."""
-    by_storage: dict[tuple[int, int], list[nn.Parameter]] = {}
+    """ids of parameters whose storage another parameter shares (tied embeddings and lm_head). On the meta
+    device (the streamed path) every tensor has address 0: there a tie is one Parameter under two names."""
+    by_storage: dict[object, list[nn.Parameter]] = {}
     for _, p in model.named_parameters(remove_duplicate=False):
-        by_storage.setdefault((p.untyped_storage().data_ptr(), p.storage_offset()), []).append(p)
+        key = ("same", id(p)) if p.is_meta else (p.untyped_storage().data_ptr(), p.storage_offset())
+        by_storage.setdefault(key, []).append(p)
     return {id(p) for group in by_storage.values() if len(group) > 1 for p in group}
 
 
@@ -117,8 +119,11 @@ def _own_memory(model: nn.Module) -> None:
 
 
 @torch.no_grad()
-def quantize_model(model: nn.Module, config: FourBitConfig | Int8Config) -> nn.Module:
+def quantize_model(model: nn.Module, config: FourBitConfig | Int8Config, load=None) -> nn.Module:
     """Quantize ``model``'s Linear weights in place (except ``config.skip_modules`` and tied ones); return it.
+
+    With ``load(name)`` (the core's streamed path) the model arrives on the meta device: each Linear is
+    loaded just before it is quantized, so one fp32 weight is held at a time; the core loads the rest.
 
     Modules whose pruned shape bitsandbytes' packed AVX512-BF16 CPU path cannot take stay on its general
     path (``layers.py``). Sets ``is_loaded_in_4bit`` / ``is_loaded_in_8bit`` as transformers' loader does: PEFT reads them to wrap
@@ -131,6 +136,8 @@ def quantize_model(model: nn.Module, config: FourBitConfig | Int8Config) -> nn.M
     four_bit = config.bits == 4
     compute_dtype = resolve_compute_dtype(config.compute_dtype) if four_bit else None
     for name in names:
+        if load is not None:
+            load(name)
         linear = model.get_submodule(name)
         new = _four_bit(linear, config, compute_dtype) if four_bit else _eight_bit(linear, config)
         new.requires_grad_(False)
@@ -138,7 +145,8 @@ def quantize_model(model: nn.Module, config: FourBitConfig | Int8Config) -> nn.M
         new.loram_name = name
         model.set_submodule(name, new)
         del linear  # the fp32 weight goes with the last reference to the old module
-    _own_memory(model)
+    if load is None:  # streamed tensors are read as copies of their own
+        _own_memory(model)
     if four_bit:
         from loram_plugin_bnb.layers import keep_unfit_modules_on_general_path
 
