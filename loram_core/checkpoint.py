@@ -3,13 +3,15 @@
 ``CheckpointReader`` reads single tensors or one module's parameters from the original's safetensors
 files (one file or HF shards with an index). Files are opened per read and closed again: safetensors maps
 the file, and a handle kept open would leave every page ever touched in the process's resident set.
-``ShardWriter`` writes tensors into HF-style shards as they come, keeping at most one shard in memory.
+``ShardWriter`` writes tensors into HF-style shards as they come, keeping at most one shard in memory;
+``write_like`` rewrites a checkpoint tensor by tensor into the same files, holding one tensor.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Iterable
 
@@ -160,6 +162,44 @@ class ShardWriter:
             weight_map.update({name: final for name in names})
         index = {"metadata": {"total_size": self.total_bytes}, "weight_map": weight_map}
         (self.folder / INDEX).write_text(json.dumps(index, indent=2) + "\n")
+
+
+def _header(file: Path, remedy: str) -> tuple[bytes, dict]:
+    """A safetensors file's header: its raw bytes (length prefix included) and the parsed JSON."""
+    with open(file, "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        raw = f.read(size)
+    try:
+        return size.to_bytes(8, "little") + raw, json.loads(raw)
+    except ValueError as exc:
+        raise _corrupt(file, exc, remedy) from None
+
+
+def write_like(reader: CheckpointReader, folder: str | os.PathLike, transform) -> None:
+    """Write into ``folder`` the files of ``reader``'s checkpoint, each tensor passed through
+    ``transform(name, tensor) -> tensor`` (same shape and dtype), one tensor in memory at a time.
+
+    The source's headers are copied byte for byte and each tensor's bytes written at the offset they name,
+    so a file is never buffered (a ``ShardWriter`` holds a whole shard) and the output keeps the source's
+    shard layout and index.
+    """
+    folder = Path(folder)
+    sources = list(dict.fromkeys(reader.files.values()))
+    for source in sources:
+        raw, header = _header(source, reader.remedy)
+        entries = sorted(((k, v) for k, v in header.items() if k != "__metadata__"), key=lambda kv: kv[1]["data_offsets"][0])
+        with open(folder / source.name, "wb") as out:
+            out.write(raw)
+            for name, entry in entries:
+                begin, end = entry["data_offsets"]
+                tensor = transform(name, reader.get(name, dtype=None)).contiguous()
+                if tensor.numel() * tensor.element_size() != end - begin or out.tell() != len(raw) + begin:
+                    raise LoramError(f"{name}: the written tensor does not fill its place in {source.name}")
+                out.write(tensor.reshape(-1).view(torch.uint8).numpy().data if tensor.numel() else b"")
+                del tensor
+    index = sources[0].parent / INDEX
+    if index.is_file():
+        shutil.copyfile(index, folder / INDEX)
 
 
 def load_weights(folder: str | os.PathLike, remedy: str = USER_FILE_REMEDY) -> dict[str, torch.Tensor]:

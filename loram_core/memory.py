@@ -45,6 +45,9 @@ class StagePeak:
     start) and, on CUDA, ``max_memory_allocated`` (docs/architecture.md, "Measuring memory")."""
 
     def __enter__(self) -> "StagePeak":
+        import time
+
+        self.started = time.perf_counter()
         self.baseline = current_rss_mb()
         self.reset = reset_peak_rss()
         self.cuda = _cuda()
@@ -53,8 +56,10 @@ class StagePeak:
         return self
 
     def __exit__(self, *exc) -> None:
+        import time
+
         peak = peak_rss_mb() if self.reset else None
-        self.result = {"baseline_rss_mb": _round(self.baseline),
+        self.result = {"seconds": round(time.perf_counter() - self.started, 2), "baseline_rss_mb": _round(self.baseline),
                        "peak_rss_mb": _round(None if peak is None or self.baseline is None else peak - self.baseline)}
         if self.cuda is not None:
             self.result["cuda_max_allocated_mb"] = _round(self.cuda.max_memory_allocated() / 2**20)

@@ -31,6 +31,11 @@ def available_bytes(device: str = "cpu") -> int | None:
 
 def train_need(settings, config) -> int:
     """Bytes that training with ``settings`` needs above the process's start, by ``loram estimate``'s model."""
+    return train_estimate(settings, config).total
+
+
+def train_estimate(settings, config):
+    """``loram estimate``'s ``MemoryEstimate`` for training with ``settings``."""
     from loram_core import registry
     from loram_core.arch import adapter_for
     from loram_core.configs import build_config
@@ -54,7 +59,7 @@ def train_need(settings, config) -> int:
         config, arch, params, ratio=getattr(pruner_config, "ratio", None), batch_size=settings.batch_size,
         seq_len=settings.seq_len, rank=settings.rank, dtype_bytes=dtype_bytes, targets=settings.target_modules,
         gradient_checkpointing=settings.gradient_checkpointing, loss_chunk=settings.loss_chunk,
-        align_to=getattr(pruner_config, "align_to", 1)).total
+        align_to=getattr(pruner_config, "align_to", 1))
 
 
 def _what_fits(settings, config, available: int) -> list[str]:

@@ -20,7 +20,6 @@ from loram_core.errors import AdapterError
 from loram_core.lifecycle.resources import Resources
 from loram_core.lifecycle.rundir import RunDir, stage_key
 
-SHARD_BYTES = 2 * 2**30
 PREFIX = "base_model.model."  # PEFT's name for the wrapped model in an adapter's keys
 
 
@@ -42,9 +41,10 @@ def lora_deltas(adapter: Path) -> tuple[dict[str, tuple[torch.Tensor, torch.Tens
     return {name: (f["A"], f["B"]) for name, f in factors.items()}, scaling
 
 
-def write_merged(model_path: str, adapter: Path, out: Path, *, shard_bytes: int = SHARD_BYTES) -> None:
-    """``out`` (a new folder) = the original's weights with the adapter's deltas added, tensor by tensor."""
-    from loram_core.checkpoint import CheckpointReader, ShardWriter
+def write_merged(model_path: str, adapter: Path, out: Path) -> None:
+    """``out`` (a new folder) = the original's weights with the adapter's deltas added, tensor by tensor, in
+    the original's files and shard layout (``checkpoint.write_like``: one tensor in memory at a time)."""
+    from loram_core.checkpoint import CheckpointReader, write_like
 
     deltas, scaling = lora_deltas(adapter)
     reader = CheckpointReader.open(model_path)
@@ -52,15 +52,14 @@ def write_merged(model_path: str, adapter: Path, out: Path, *, shard_bytes: int 
     if missing:
         raise AdapterError(f"{adapter} adapts {missing[0]}, which {model_path} does not have")
     out.mkdir(parents=True, exist_ok=True)
-    writer = ShardWriter(out, shard_bytes=shard_bytes)
-    for name in reader.names:
-        weight = reader.get(name, dtype=None)
-        if name in deltas:
-            lora_a, lora_b = deltas[name]
-            weight = (weight.float() + (lora_b.float() @ lora_a.float()) * scaling).to(weight.dtype)
-        writer.add(name, weight)
-        del weight
-    writer.close()
+
+    def merged(name, weight):
+        if name not in deltas:
+            return weight
+        lora_a, lora_b = deltas[name]
+        return (weight.float() + (lora_b.float() @ lora_a.float()) * scaling).to(weight.dtype)
+
+    write_like(reader, out, merged)
     source = Path(model_path)
     for extra in ("config.json", "generation_config.json"):
         if (source / extra).is_file():

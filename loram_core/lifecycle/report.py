@@ -98,8 +98,9 @@ def print_report(report: dict[str, Any], console: Console | None = None) -> None
     summary.add_row("train peak RSS above the RSS before loading (MB)", _fmt(m["train_peak_rss_mb"], ".0f"))
     stages = m.get("stages") or {}
     if stages:
-        summary.add_row("peak RSS above the stage's start (MB)",
-                        ", ".join(f"{name} {_fmt(v.get('peak_rss_mb'), ',.0f')}" for name, v in stages.items()))
+        summary.add_row("peak RSS above the stage's start, MB (estimate)",
+                        ", ".join(f"{name} {_fmt(v.get('peak_rss_mb'), ',.0f')} ({_fmt(v.get('estimate_mb'), ',.0f')})"
+                                  for name, v in stages.items()))
     summary.add_row("train steps / tokens", f"{_fmt(t['steps'])} / {_fmt(t['tokens'])}")
     summary.add_row("train tokens/s", _fmt(t["tokens_per_s"], ".0f"))
     counts = ((report.get("data") or {}).get("counts") or {}).get("train")

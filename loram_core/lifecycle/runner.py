@@ -16,6 +16,7 @@ from loram_core.lifecycle import stages as table
 from loram_core.lifecycle.resources import Resources
 from loram_core.lifecycle.rundir import RunDir
 from loram_core.lifecycle.settings import RunSettings
+from loram_core.estimate.stages import stage_estimates
 from loram_core.memory import StagePeak
 
 
@@ -170,7 +171,9 @@ def _run_stages(run: RunDir, res: Resources, plugins: dict, stages: tuple[str, .
         with StagePeak() as peak:
             distributed.run_stage(stage.load(), run, res, collective=stage.collective, device=settings.device)
         if (run.record(stage.name) or {}).get("key") != before:  # it ran again: later records are stale
-            run.annotate(stage.name, {"measured": peak.result})
+            # next to the measured peak, what loram estimate's model said of it (from the config alone)
+            estimate = stage_estimates(settings, res.config, res.model_path).get(stage.name)
+            run.annotate(stage.name, {"measured": {**peak.result, "estimate_mb": _mib(estimate)}})
             names = [row.name for row in table.STAGES]
             for later in table.STAGES[names.index(stage.name) + 1:]:
                 if later.name not in stages:
@@ -183,3 +186,7 @@ def _run_stages(run: RunDir, res: Resources, plugins: dict, stages: tuple[str, .
     write_report(run, report)
     refresh_run_metrics(run.root, report)  # the registry keeps the report's numbers
     return report
+
+
+def _mib(n: int | None) -> float | None:
+    return None if n is None else round(n / 2**20, 1)

@@ -28,11 +28,14 @@ def test_the_streamed_merge_is_peft_merge_and_unload_bit_for_bit(tmp_path):
     path = write_sharded_llama(tmp_path / "m", config, scaled=True, shard_bytes=40_000)
     lora = adapter_for(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), tmp_path / "adapter")
     reference = lora.merge_and_unload().state_dict()
-    write_merged(str(path), tmp_path / "adapter", tmp_path / "merged", shard_bytes=40_000)
+    write_merged(str(path), tmp_path / "adapter", tmp_path / "merged")
     merged = load_weights(tmp_path / "merged")
     assert set(merged) == set(load_weights(path))
     assert all(torch.equal(merged[k], reference[k]) for k in merged)
-    assert len(list((tmp_path / "merged").glob("model-*.safetensors"))) > 1  # written shard by shard
+    # the original's shard layout, file for file, and its index
+    shards = sorted(p.name for p in path.glob("model-*.safetensors"))
+    assert len(shards) > 1 and sorted(p.name for p in (tmp_path / "merged").glob("model-*.safetensors")) == shards
+    assert (tmp_path / "merged" / "model.safetensors.index.json").read_text() == (path / "model.safetensors.index.json").read_text()
     assert AutoModelForCausalLM.from_pretrained(tmp_path / "merged").dtype == torch.float32
 
 
@@ -50,7 +53,7 @@ def test_a_bf16_original_is_merged_in_fp32_and_stored_in_bf16(tmp_path):
     assert all(torch.equal(merged[k], reference[k].to(torch.bfloat16)) for k in merged)
 
 
-def test_merging_holds_one_shard_and_one_tensor_not_the_model(tmp_path):
+def test_merging_holds_one_tensor_not_the_model(tmp_path):
     config = sharded_llama_config(layers=16, hidden=512, intermediate=1536, heads=8, kv_heads=8, vocab=8192)
     path = write_sharded_llama(tmp_path / "m", config, scaled=True, shard_bytes=8 << 20)
     size_mb = sum(p.stat().st_size for p in path.glob("*.safetensors")) / 2**20
@@ -59,6 +62,6 @@ def test_merging_holds_one_shard_and_one_tensor_not_the_model(tmp_path):
     del lora
     reset_peak_rss()
     before = current_rss_mb()
-    write_merged(str(path), tmp_path / "adapter", tmp_path / "merged", shard_bytes=8 << 20)
+    write_merged(str(path), tmp_path / "adapter", tmp_path / "merged")
     if before is not None:
         assert size_mb > 200 and peak_rss_mb() - before < size_mb / 4, (peak_rss_mb() - before, size_mb)

@@ -1,0 +1,188 @@
+"""Train large on a machine smaller than the model: the whole lifecycle of a LLaMA-2-13B-shaped model, stage by stage,
+with QLoRA on the original measured side by side.
+
+    python benchmarks/train_large.py --work /tmp/large                 # 13.19B parameters, 26.4 GB in bf16
+    python benchmarks/train_large.py --work /tmp/large-4 --layers 4    # the same width, 4 decoder layers
+
+1. The checkpoint: ``python -m loram_core.testing.sharded`` writes seeded, scaled bf16 weights shard by shard (reused
+   when WORK/model is whole).
+2. QLoRAM: ``loram run --pruner random --ratio 0.65 --quantizer nf4 --gradient-checkpointing --stream-eval on`` in
+   its own process; each stage's wall time, measured peak RSS (above the stage's start) and the estimate recorded
+   beside it come from its ``report.json``, the bytes on disk from its folders.
+3. QLoRA: the answer a user would pick instead, transformers' ``BitsAndBytesConfig`` (NF4, double quantization)
+   loading the original and loram's training loop on it, with the same tokens, steps and savers, in a process of
+   its own; its peak is measured the same way (VmHWM above the RSS before the model is loaded).
+
+Both processes run with ``MALLOC_MMAP_THRESHOLD_=65536 MALLOC_ARENA_MAX=1`` so freed tensors go back to the kernel.
+Nothing is computed: every number in the table was measured or recorded by the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+ENV = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_ARENA_MAX": "1"}
+FOLDERS = {"prune": ("pruned", "plan"), "train": ("adapter_pruned",), "recover": ("adapter",), "merge": ("merged",)}
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+
+
+def generate(model: Path, args) -> float | None:
+    if (model / "model.safetensors.index.json").is_file() and (model / "tokenizer.json").is_file():
+        return None
+    cmd = [sys.executable, "-m", "loram_core.testing.sharded", str(model), "--dtype", "bf16"]
+    if args.layers:
+        cmd += ["--layers", str(args.layers)]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, env=ENV, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def train_flags(args) -> list[str]:
+    return ["--data", args.data, "--steps", str(args.steps), "--batch-size", "1", "--seq-len", str(args.seq_len),
+            "--gradient-checkpointing", "--checkpoint-every", str(args.steps + 1), "--seed", "0"]
+
+
+def run_qloram(model: Path, out: Path, args) -> dict:
+    cmd = [sys.executable, "-m", "loram_core.cli.main", "run", "--model", str(model), "--pruner", args.pruner,
+           "--ratio", str(args.ratio), "--quantizer", "nf4", *train_flags(args), "--eval-tokens", str(args.eval_tokens),
+           "--eval-seq-len", str(args.seq_len), "--stream-eval", "on", "--no-progress", "--json", "--out", str(out)]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-4000:])
+        raise SystemExit(f"loram run failed ({done.returncode})")
+    report = json.loads((out / "report.json").read_text())
+    report["process_wall_s"] = time.perf_counter() - t0
+    return report
+
+
+def qlora_child(model: str, args) -> None:
+    """In its own process: transformers' NF4 loader on the original, then loram's loop; prints one JSON line."""
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    from loram_core import memory
+    from loram_core.lifecycle.resources import Resources
+    from loram_core.lifecycle.settings import make_settings
+    from loram_core.train import train_lora
+
+    import accelerate  # noqa: F401  (imported before the baseline, as the train stage does)
+    import peft  # noqa: F401
+
+    settings = make_settings({"model": model, "data": args.data, "steps": args.steps, "batch_size": 1,
+                              "seq_len": args.seq_len, "gradient_checkpointing": True,
+                              "checkpoint_every": args.steps + 1, "seed": 0})
+    res = Resources(settings, progress=False)
+    tokens = res.train_data  # the same tokens QLoRAM trains on
+    baseline = memory.current_rss_mb()
+    t0 = time.perf_counter()
+    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                               bnb_4bit_compute_dtype=torch.float32)
+    base = AutoModelForCausalLM.from_pretrained(model, quantization_config=quant, device_map="cpu", dtype=torch.float32)
+    load_s = time.perf_counter() - t0
+    load_peak = memory.peak_rss_mb() - baseline
+    t1 = time.perf_counter()
+    result = train_lora(base, tokens, settings.train_config(), adapter_dir=Path(args.child_out), progress=False,
+                        rss_baseline_mb=baseline)
+    print(json.dumps({"load_s": load_s, "train_s": time.perf_counter() - t1, "load_peak_rss_mb": load_peak,
+                      "peak_rss_mb": memory.peak_rss_mb() - baseline, "tokens_per_s": result.report()["tokens_per_s"],
+                      "train_peak_rss_mb": result.train_peak_rss_mb, "losses": list(result.losses)}))
+
+
+def run_qlora(model: Path, work: Path, args) -> dict:
+    cmd = [sys.executable, __file__, "--qlora-child", str(model), "--child-out", str(work / "qlora-adapter"),
+           "--data", args.data, "--steps", str(args.steps), "--seq-len", str(args.seq_len)]
+    done = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-4000:])
+        raise SystemExit(f"QLoRA baseline failed ({done.returncode})")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def rows(report: dict, out: Path, model_bytes: int, qlora: dict) -> list[dict]:
+    stages = report["memory"]["stages"]
+    table = []
+    for name, m in stages.items():
+        table.append({"config": "QLoRAM", "stage": name, "seconds": m.get("seconds"), "peak_rss_mb": m["peak_rss_mb"],
+                      "estimate_mb": m.get("estimate_mb"),
+                      "disk_bytes": sum(folder_bytes(out / f) for f in FOLDERS.get(name, ())),
+                      "peak_of_model": m["peak_rss_mb"] * 2**20 / model_bytes,
+                      "tokens_per_s": report["train"]["tokens_per_s"] if name == "train" else None})
+    table.append({"config": "QLoRA", "stage": "train (load + train)", "seconds": qlora["load_s"] + qlora["train_s"],
+                  "peak_rss_mb": qlora["peak_rss_mb"], "estimate_mb": None, "disk_bytes": None,
+                  "peak_of_model": qlora["peak_rss_mb"] * 2**20 / model_bytes, "tokens_per_s": qlora["tokens_per_s"]})
+    return table
+
+
+def _f(value, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def print_table(table: list[dict], title: str, console: Console) -> None:
+    t = Table(title=title)
+    for col in ("config", "stage", "wall s", "peak RSS MB", "estimate MB", "estimate / peak", "on disk GB",
+                "peak / bf16 model", "tokens/s"):
+        t.add_column(col, justify="left" if col in ("config", "stage") else "right")
+    for r in table:
+        ratio = r["estimate_mb"] / r["peak_rss_mb"] if r["estimate_mb"] and r["peak_rss_mb"] else None
+        t.add_row(r["config"], r["stage"], _f(r["seconds"], ",.0f"), _f(r["peak_rss_mb"], ",.0f"),
+                  _f(r["estimate_mb"], ",.0f"), _f(ratio, ".2f"), _f(r["disk_bytes"] and r["disk_bytes"] / 1e9, ".2f"),
+                  _f(r["peak_of_model"], ".3f"), _f(r["tokens_per_s"], ".2f"))
+    console.print(t)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--work", default="/tmp/loram-train-large")
+    p.add_argument("--layers", type=int, help="decoder layers (default: the shape's 40)")
+    p.add_argument("--pruner", default="random", choices=("random", "magnitude"))
+    p.add_argument("--ratio", type=float, default=0.65)
+    p.add_argument("--data", default="shakespeare")
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--seq-len", type=int, default=64)
+    p.add_argument("--eval-tokens", type=int, default=256)
+    p.add_argument("--qlora-child", help=argparse.SUPPRESS)
+    p.add_argument("--child-out", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.qlora_child:
+        qlora_child(args.qlora_child, args)
+        return 0
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    model = work / "model"
+    generated_s = generate(model, args)
+    model_bytes = folder_bytes(model)
+    out = work / "qloram"
+    report = json.loads((out / "report.json").read_text()) if (out / "report.json").is_file() else run_qloram(model, out, args)
+    qlora = run_qlora(model, work, args)
+    table = rows(report, out, model_bytes, qlora)
+    params = report["params"]["original"]
+    title = (f"{params / 1e9:.2f}B-parameter Llama ({model_bytes / 1e9:.1f} GB bf16): QLoRAM ({args.pruner} "
+             f"{args.ratio} + NF4) vs QLoRA (NF4 original), {args.steps} steps of 1 x {args.seq_len} tokens, "
+             f"gradient checkpointing, {os.cpu_count()} CPUs")
+    console = Console(width=160)
+    print_table(table, title, console)
+    qloram_train = next(r for r in table if r["stage"] == "train")["peak_rss_mb"]
+    summary = {"title": title, "generated_s": generated_s, "model_bytes": model_bytes, "rows": table,
+               "train_peak_vs_qlora": qloram_train / qlora["peak_rss_mb"], "qlora": qlora,
+               "qloram_losses": report.get("losses"), "load_avg_1m_at_end": os.getloadavg()[0]}
+    (work / "train_large.json").write_text(json.dumps(summary, indent=2))
+    console.print(f"QLoRAM's train peak / QLoRA's: {summary['train_peak_vs_qlora']:.2f}; "
+                    f"checkpoint written in {_f(generated_s, ',.0f')} s" if generated_s else "(checkpoint reused)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,92 @@
+"""Each stage's memory by a first-order model, from the config and the checkpoint's file sizes alone: the figure
+the run records next to the stage's measured peak (docs/scaling.md, "Larger than memory").
+
+What each stage holds at its peak, above the resident set it started with:
+- prune (a streaming pruner): one decoder layer in fp32 for an importance pass, or the largest tensor three
+  times over (its mapped file pages, the read copy, the sliced copy), plus the shard being written;
+  an in-memory pruner: the original in fp32;
+- train: ``estimate.memory`` (weights as trained, adapter state, activations, logits) plus the libraries the
+  stage imports (accelerate, PEFT; measured ~150 MiB);
+- recover: the pruned and the recovered adapter, fp32;
+- merge: the recovered adapter and the largest adapted tensor four times (its mapped pages, fp32 copy, delta,
+  sum), written where it goes in its shard;
+- eval: the larger of the pruned model as trained and the original (streamed: embedding, head and one
+  decoder layer in fp32, the hidden states of every window; loaded: the original in fp32), plus one batch
+  of logits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+IMPORTS = 150 * 2**20
+RUNTIME = 30 * 2**20  # kernels loaded on first use, allocator slack (estimate.memory's overhead)
+SHARD = 64 * 2**20  # ShardWriter's default shard (the prune stage's)
+FP32 = 4
+
+
+def _dims(config) -> dict[str, int]:
+    heads, kv = config.num_attention_heads, config.num_key_value_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    return {"d": config.hidden_size, "q": heads * head_dim, "kv": kv * head_dim, "i": config.intermediate_size,
+            "v": config.vocab_size}
+
+
+def _layer_params(config) -> int:
+    n = _dims(config)
+    return 2 * n["d"] * n["q"] + 2 * n["d"] * n["kv"] + 3 * n["d"] * n["i"] + 2 * n["d"]
+
+
+def _stored_bytes_per_param(config, model_path: str) -> float:
+    from loram_core.plan.fingerprint import count_parameters, meta_model
+
+    files = list(Path(model_path).glob("*.safetensors")) if Path(model_path).is_dir() else []
+    stored = sum(f.stat().st_size for f in files)
+    return stored / count_parameters(meta_model(config)) if stored else FP32
+
+
+def _largest_tensor(config) -> int:
+    n = _dims(config)
+    return max(n["v"] * n["d"], n["i"] * n["d"], n["q"] * n["d"])
+
+
+def _adapter_bytes(config, rank: int, targets) -> int:
+    """The LoRA factors on the original's shapes, fp32 (an upper bound for the pruned adapter too)."""
+    from loram_core.estimate.memory import _shapes
+
+    n = _dims(config)
+    per_layer = sum(rank * (o + i) for name, (o, i) in _shapes(n).items() if name in targets)
+    return per_layer * config.num_hidden_layers * FP32
+
+
+def stage_estimates(settings, config, model_path: str) -> dict[str, int]:
+    """Bytes above the stage's starting resident set, for each stage the lifecycle runs."""
+    from loram_core import registry
+    from loram_core.estimate.preflight import available_bytes, train_estimate
+    from loram_core.plan.fingerprint import count_parameters, meta_model
+    from loram_core.protocols import Pruner, optional_member
+
+    n = _dims(config)
+    original_fp32 = count_parameters(meta_model(config)) * FP32
+    stored = _stored_bytes_per_param(config, model_path)
+    adapter = _adapter_bytes(config, settings.rank, settings.target_modules)
+    out: dict[str, int] = {}
+    if optional_member(registry.get("pruner", settings.pruner), Pruner, "streaming"):
+        out["prune"] = int(max(_layer_params(config) * FP32, 3 * _largest_tensor(config) * stored)) + SHARD + RUNTIME
+    else:
+        out["prune"] = original_fp32 + RUNTIME
+    train = train_estimate(settings, config)
+    out["train"] = train.total + IMPORTS
+    out["recover"] = 2 * adapter + RUNTIME
+    adapted = max(n["i"] * n["d"], n["q"] * n["d"])
+    out["merge"] = adapter + int(adapted * (stored + 3 * FP32)) + RUNTIME
+    windows = max(1, settings.eval_tokens // settings.eval_seq_len)
+    batch_logits = min(windows, 4) * settings.eval_seq_len * n["v"] * FP32 * 2  # logits and log-softmax
+    streamed = (2 * n["v"] * n["d"] + _layer_params(config)) * FP32 + 2 * windows * settings.eval_seq_len * n["d"] * FP32
+    from loram_core.placement import Placement
+
+    stream = settings.stream_eval == "on" or (
+        settings.stream_eval == "auto" and (avail := available_bytes(Placement.from_settings(settings).device))
+        and original_fp32 > avail / 2)
+    out["eval"] = max(streamed if stream else original_fp32 + adapter, train.weights) + batch_logits + RUNTIME
+    return out
