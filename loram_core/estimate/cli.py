@@ -114,6 +114,8 @@ def cmd_estimate(args) -> int:
     common = dict(batch_size=args.batch_size, seq_len=args.seq_len, rank=args.rank, dtype_bytes=dtype_bytes,
                   gradient_checkpointing=args.gradient_checkpointing, loss_chunk=args.loss_chunk)
     console = Console(width=None if sys.stdout.isatty() else 140)  # pipes and logs get the full table
+    if args.stages:
+        return _print_stages(args, config, console)
     if args.budget:
         budget = parse_bytes(args.budget)
         rows = estimate_rows(config, args.pruner, BUDGET_RATIOS if not args.ratio else _ratios(args.ratio), options,
@@ -143,6 +145,34 @@ def cmd_estimate(args) -> int:
     return 0
 
 
+def _print_stages(args, config, console) -> int:
+    """Each stage's memory for one configuration: the figure a run records beside each stage's measured peak."""
+    from loram_core.estimate.stages import stage_estimates
+
+    if len(args.pruner or []) > 1 or (args.ratio and "," in args.ratio):
+        raise LoramError("--stages estimates one configuration: give one --pruner and one --ratio")
+    values = {"model": args.model, "pruner": (args.pruner or ["random"])[0], "quantizer": args.quantizer,
+              "batch_size": args.batch_size, "seq_len": args.seq_len, "rank": args.rank, "loss_chunk": args.loss_chunk,
+              "gradient_checkpointing": args.gradient_checkpointing, "dtype": args.dtype,
+              **{k: getattr(args, k) for k in ("eval_tokens", "eval_seq_len", "stream_eval") if hasattr(args, k)}}
+    if args.ratio:
+        values["ratio"] = float(args.ratio)
+    settings = make_settings(values, source="estimate")
+    model_path = args.model if Path(args.model).is_dir() else str(Path(args.model).parent)
+    estimates = stage_estimates(settings, config, model_path)
+    if args.json:
+        print(json.dumps({"stages": estimates}, indent=2))
+        return 0
+    table = Table(title=f"{args.model}: {settings.pruner} ratio {settings.ratio}, quantizer {settings.quantizer or '—'}, "
+                        f"batch {settings.batch_size} x {settings.seq_len}")
+    table.add_column("stage")
+    table.add_column("MiB above the stage's start", justify="right")
+    for stage, need in estimates.items():
+        table.add_row(stage, f"{need / 2**20:,.0f}")
+    console.print(table)
+    return 0
+
+
 def add_command(cli) -> None:
     p = cli.add_parser("estimate", help="parameter and memory accounting from a model config, no weights")
     p.add_argument("--model", required=True, help="config.json, a model folder, an alias or a cached HF id")
@@ -162,5 +192,10 @@ def add_command(cli) -> None:
     from loram_core.cli.flags import add_setting_flag
 
     add_setting_flag(p, "trust_remote_code", default=False)
+    for name in ("eval_tokens", "eval_seq_len", "stream_eval"):  # what the eval stage's figure depends on (--stages)
+        add_setting_flag(p, name)
+    p.add_argument("--stages", action="store_true",
+                   help="each lifecycle stage's memory for one --pruner/--ratio, as a run records it beside the "
+                        "measured peak (a model folder gives the checkpoint's dtype)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_estimate)

@@ -2,12 +2,12 @@
 the run records next to the stage's measured peak (docs/scaling.md, "Larger than memory").
 
 What each stage holds at its peak, above the resident set it started with:
-- prune (a streaming pruner): one decoder layer in fp32 for an importance pass, or the largest tensor three
-  times over (its mapped file pages, the read copy, the sliced copy), plus the shard being written;
-  an in-memory pruner: the original in fp32;
+- prune (a streaming pruner): the larger of one MLP group in fp32 (what an importance pass reads at once)
+  and the largest tensor twice (its mapped file pages and the copy written) beside the shard being
+  filled; an in-memory pruner: the original in fp32;
 - train: ``estimate.memory`` (weights as trained, adapter state, activations, logits) plus the libraries the
   stage imports (accelerate, PEFT; measured ~150 MiB);
-- recover: the pruned and the recovered adapter, fp32;
+- recover: the recovered adapter, fp32 (the pruned one is smaller and freed factor by factor);
 - merge: the recovered adapter and the largest adapted tensor four times (its mapped pages, fp32 copy, delta,
   sum), written where it goes in its shard;
 - eval: the larger of the pruned model as trained and the original (streamed: embedding, head and one
@@ -32,7 +32,7 @@ def _dims(config) -> dict[str, int]:
             "v": config.vocab_size}
 
 
-def _layer_params(config) -> int:
+def _layer_params(config) -> int:  # one decoder layer's parameters
     n = _dims(config)
     return 2 * n["d"] * n["q"] + 2 * n["d"] * n["kv"] + 3 * n["d"] * n["i"] + 2 * n["d"]
 
@@ -72,12 +72,13 @@ def stage_estimates(settings, config, model_path: str) -> dict[str, int]:
     adapter = _adapter_bytes(config, settings.rank, settings.target_modules)
     out: dict[str, int] = {}
     if optional_member(registry.get("pruner", settings.pruner), Pruner, "streaming"):
-        out["prune"] = int(max(_layer_params(config) * FP32, 3 * _largest_tensor(config) * stored)) + SHARD + RUNTIME
+        group = 4 * n["i"] * n["d"] * FP32  # gate, up, down and down's transposed copy, for importance
+        out["prune"] = int(max(group, 2 * _largest_tensor(config) * stored + SHARD)) + RUNTIME
     else:
         out["prune"] = original_fp32 + RUNTIME
     train = train_estimate(settings, config)
     out["train"] = train.total + IMPORTS
-    out["recover"] = 2 * adapter + RUNTIME
+    out["recover"] = adapter + RUNTIME
     adapted = max(n["i"] * n["d"], n["q"] * n["d"])
     out["merge"] = adapter + int(adapted * (stored + 3 * FP32)) + RUNTIME
     windows = max(1, settings.eval_tokens // settings.eval_seq_len)

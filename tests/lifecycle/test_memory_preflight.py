@@ -40,3 +40,10 @@ def test_the_report_holds_each_stages_measured_peak(inputs, tmp_path, capsys):
         assert measured["peak_rss_mb"] >= 0 and measured["baseline_rss_mb"] > 0, name
         assert json.loads((out / "stages" / f"{name}.json").read_text())["measured"] == measured
     assert stages["train"]["peak_rss_mb"] > stages["recover"]["peak_rss_mb"]  # training holds activations
+    assert all(m["seconds"] > 0 for m in stages.values())
+    # beside each peak, what `loram estimate --stages` says of the same settings
+    assert main(["estimate", "--model", str(model), "--stages", "--pruner", "random", "--ratio", "0.5",
+                 "--batch-size", "2", "--seq-len", "32", "--eval-seq-len", "64", "--eval-tokens", "1024", "--json"]) == 0
+    estimated = json.loads(capsys.readouterr().out)["stages"]
+    assert {name: m["estimate_mb"] for name, m in stages.items()} == {
+        name: round(estimated[name] / 2**20, 1) for name in stages}
