@@ -57,6 +57,7 @@ def run_eval(run: RunDir, res: Resources) -> dict:
     stream = streams_original(s, res)
     for name, model in model_variants(run, res, originals=not stream):
         measure(name, model)
+        del model  # held by the loop variable, the pruned model would sit beside the streamed original
     if stream:  # the original never resident whole: one decoder layer at a time from its shards
         from loram_core.streamed_eval import streamed_perplexity
 
