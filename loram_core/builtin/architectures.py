@@ -1,4 +1,8 @@
-"""The Llama-family adapter (Llama, Mistral, Qwen2): GQA-aware groups read from the config."""
+"""The Llama-family adapter (Llama, Mistral, Qwen2, Qwen3): GQA-aware groups read from the config.
+
+Qwen3's explicit ``head_dim`` (query width heads x head_dim, not the hidden size) is read from the config; its
+per-head ``q_norm`` / ``k_norm`` act on head_dim, shared by every head, so removing heads leaves them whole.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from loram_core.arch import CouplingGroup, GroupMember
 @attrs.frozen
 class LlamaFamily:
     name: str = "llama"
-    model_types: tuple[str, ...] = ("llama", "mistral", "qwen2")
+    model_types: tuple[str, ...] = ("llama", "mistral", "qwen2", "qwen3")
     description: str = "decoder layers model.layers.N with q/k/v/o and gate/up/down projections"
 
     def num_layers(self, config) -> int:

@@ -78,7 +78,7 @@ def stage_estimates(settings, config, model_path: str) -> dict[str, int]:
         out["prune"] = original_fp32 + RUNTIME
     train = train_estimate(settings, config)
     out["train"] = train.total + IMPORTS
-    out["recover"] = adapter + RUNTIME
+    out["recover"] = adapter  # no kernels, no autograd: the measured overhead is a few MiB
     adapted = max(n["i"] * n["d"], n["q"] * n["d"])
     out["merge"] = adapter + int(adapted * (stored + 3 * FP32)) + RUNTIME
     windows = max(1, settings.eval_tokens // settings.eval_seq_len)

@@ -36,11 +36,12 @@ def delta(state, module):
     return (ALPHA / R) * (b @ a)
 
 
-@pytest.mark.parametrize("model_type, gqa", [("llama", True), ("llama", False), ("qwen2", True)])
-def test_recovery_invariant_for_every_module_kind(model_type, gqa):
-    original = tiny_llama(model_type=model_type, gqa=gqa)
+@pytest.mark.parametrize("model_type, gqa, extra", [("llama", True, {}), ("llama", False, {}), ("qwen2", True, {}),
+                                                     ("qwen3", True, {"head_dim": 16})])  # query width 128 != hidden 64
+def test_recovery_invariant_for_every_module_kind(model_type, gqa, extra):
+    original = tiny_llama(model_type=model_type, gqa=gqa, **extra)
     plan = make_plan(original, "random", seed=1)
-    _, state = trained_pruned_adapter(plan, model_type=model_type, gqa=gqa)
+    _, state = trained_pruned_adapter(plan, model_type=model_type, gqa=gqa, **extra)
     shapes = linear_shapes(original.config)
     recovered = recover_adapter(state, plan, shapes, registry.get("recoverer", "zero"))
     kinds_checked = set()

@@ -203,19 +203,19 @@ def test_hook_register_architectures(registered, tmp_path):
     from loram_core.testing.conformance import check_pruner_outcome, run_pruner
     from loram_core.testing.conformance.harness import TinyFamily
 
-    qwen3 = TinyFamily("qwen3", {"model_type": "qwen3"})
-    with pytest.raises(LoramError, match="no architecture adapter for model_type 'qwen3'"):
-        adapter_for(qwen3.config())
+    olmo = TinyFamily("olmo", {"model_type": "olmo"})
+    with pytest.raises(LoramError, match="no architecture adapter for model_type 'olmo'"):
+        adapter_for(olmo.config())
 
     class Plugin:
         @hookimpl
         def register_architectures(self, register):
-            # Qwen3 couples q/k/v/o and gate/up/down as Llama does (its q/k norms act within a head)
-            register(LlamaFamily(name="qwen3", model_types=("qwen3",)))
+            # OLMo couples q/k/v/o and gate/up/down as Llama does (its norms have no weights to slice)
+            register(LlamaFamily(name="olmo", model_types=("olmo",)))
 
     registered(Plugin())
-    assert adapter_for(qwen3.config()).name == "qwen3"
-    outcome = run_pruner(registry.get("pruner", "magnitude"), qwen3, {"ratio": 0.5}, tmp_path)
+    assert adapter_for(olmo.config()).name == "olmo"
+    outcome = run_pruner(registry.get("pruner", "magnitude"), olmo, {"ratio": 0.5}, tmp_path)
     for check in ("validates", "runs", "ratio", "recovery"):
         check_pruner_outcome(outcome, check, tmp_path)
 

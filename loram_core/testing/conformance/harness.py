@@ -42,11 +42,13 @@ class TinyFamily:
         return path
 
 
-# Multi-head and grouped-query attention, and a second family of the adapter (Qwen2: q/k/v biases).
+# Multi-head and grouped-query attention, and more families of the adapter (Qwen2: q/k/v biases; Qwen3: q/k
+# norms and a head_dim wider than hidden / heads, so the query width is not the hidden size).
 FAMILIES = (
     TinyFamily("llama-mha", {"gqa": False}),
     TinyFamily("llama-gqa", {"gqa": True}),
     TinyFamily("qwen2-gqa", {"gqa": True, "model_type": "qwen2"}),
+    TinyFamily("qwen3-gqa", {"gqa": True, "model_type": "qwen3", "head_dim": 16}),
 )
 
 
