@@ -8,9 +8,10 @@ runs the possibly pruned layer to turn the activations into the next layer's inp
 Resident at any time: one layer, one fp32 activation buffer ``[samples, seq_len, hidden]`` (overwritten in
 place, micro-batch by micro-batch) and one micro-batch's intermediates.
 
-The first layer's keyword arguments (causal mask, rotary position embeddings, position ids) are caught
-from the model's own forward with a stand-in for layer 0, so masks and RoPE are built exactly as the model
-builds them (sdpa's ``None`` mask, eager's tensor, sliding windows), with no copy of that logic here.
+Each layer's keyword arguments (causal mask, rotary position embeddings, position ids) are caught from the
+model's own forward with stand-ins for the layers, so masks and RoPE are built exactly as the model builds
+them (sdpa's ``None`` mask, eager's tensor, sliding windows, a mask and RoPE per layer type), with no copy of
+that logic here.
 """
 
 from __future__ import annotations
@@ -29,15 +30,19 @@ from loram_core.errors import LoramError
 Visit = Callable[[int, str, nn.Module, Callable[[], None]], None]
 
 
-class _FirstLayerReached(Exception):
+class _LastLayerReached(Exception):
     pass
 
 
-class _Catcher(nn.Module):
-    """Stands in for decoder layer 0: records what the model passes to it, then stops the forward."""
+class _Recorder(nn.Module):
+    """Stands in for one decoder layer: records what the model passes to it and hands the hidden states on
+    unchanged, so one forward of the stand-ins gives every layer's own keyword arguments (models that mix
+    sliding-window and full attention, as Gemma 3 does, pass each layer its own mask and rotary embeddings).
+    The last one stops the forward: the final norm is still on the meta device."""
 
-    def __init__(self):
+    def __init__(self, last: bool):
         super().__init__()
+        self.last = last
         self.hidden: torch.Tensor | None = None
         self.kwargs: dict = {}
 
@@ -45,7 +50,9 @@ class _Catcher(nn.Module):
         if args:
             raise LoramError("the decoder passes positional arguments to its layers; layer streaming needs keywords")
         self.hidden, self.kwargs = hidden_states, kwargs
-        raise _FirstLayerReached
+        if self.last:
+            raise _LastLayerReached
+        return hidden_states
 
 
 def decoder_layers(model) -> nn.ModuleList:
@@ -89,37 +96,43 @@ def _batches(total: int, size: int):
 
 @torch.no_grad()
 def first_layer_inputs(model, ids: torch.Tensor, batch_size: int, loader: WeightLoader):
-    """``(activations [samples, seq, hidden] fp32, {micro-batch size: layer kwargs})`` for decoder layer 0."""
+    """``(activations [samples, seq, hidden] fp32, {micro-batch size: [each layer's kwargs]})``: decoder layer 0's
+    inputs, and what the model passes to every layer, from one forward with stand-ins for all of them."""
     embed = model.get_input_embeddings()
     prefix = next(n for n, m in model.named_modules() if m is embed)
     layers = decoder_layers(model)
     loader.acquire(embed, prefix, private=False)  # loaded in place: the model's forward uses it
-    first, catcher = layers[0], _Catcher()
-    layers[0] = catcher
+    originals = list(layers)
+    recorders = [_Recorder(last=i == len(originals) - 1) for i in range(len(originals))]
+    for index, recorder in enumerate(recorders):
+        layers[index] = recorder
     acts, kwargs_by_size = None, {}
     try:
         for batch in _batches(ids.shape[0], batch_size):
             try:
                 model.base_model(input_ids=ids[batch], use_cache=False)
-            except _FirstLayerReached:
+            except _LastLayerReached:
                 pass
-            else:
-                raise LoramError("the model's forward never reached decoder layer 0")
-            hidden = catcher.hidden
+            if any(r.hidden is None for r in recorders):
+                raise LoramError("the model's forward did not pass through every decoder layer")
+            hidden = recorders[0].hidden
             if acts is None:
                 acts = torch.empty((ids.shape[0], *hidden.shape[1:]), dtype=torch.float32)
             acts[batch] = hidden
-            kwargs_by_size.setdefault(hidden.shape[0], dict(catcher.kwargs))
+            kwargs_by_size.setdefault(hidden.shape[0], [dict(r.kwargs) for r in recorders])
+            for recorder in recorders:
+                recorder.hidden = None
     finally:
-        layers[0] = first
+        for index, layer in enumerate(originals):
+            layers[index] = layer
         loader.release(embed)
     return acts, kwargs_by_size
 
 
-def _run(layer: nn.Module, acts: torch.Tensor, kwargs_by_size: dict, batch_size: int, keep: bool) -> None:
+def _run(layer: nn.Module, index: int, acts: torch.Tensor, kwargs_by_size: dict, batch_size: int, keep: bool) -> None:
     for batch in _batches(acts.shape[0], batch_size):
         hidden = acts[batch]
-        out = layer(hidden, **kwargs_by_size[hidden.shape[0]])
+        out = layer(hidden, **kwargs_by_size[hidden.shape[0]][index])
         if keep:
             acts[batch] = out[0] if isinstance(out, tuple) else out
 
@@ -146,8 +159,8 @@ def stream_layers(model, ids: torch.Tensor, *, stop: int, batch_size: int, reade
             layer = loader.acquire(layers[index], prefix, private=True)
             layer.eval()
             if visit is not None:
-                visit(index, prefix, layer, lambda: _run(layer, acts, kwargs_by_size, batch_size, keep=False))
-            _run(layer, acts, kwargs_by_size, batch_size, keep=True)  # the next layer sees this layer pruned
+                visit(index, prefix, layer, lambda: _run(layer, index, acts, kwargs_by_size, batch_size, keep=False))
+            _run(layer, index, acts, kwargs_by_size, batch_size, keep=True)  # the next layer sees this layer pruned
             loader.release(layer)
             if after is not None:
                 after(index)

@@ -92,3 +92,18 @@ def test_the_eval_stage_streams_the_original_when_asked_and_scores_the_same(inpu
     assert reports["on"]["eval"]["streamed"] is True and "streamed" not in reports["off"]["eval"]
     for row in ("original", "loram", "pruned", "pruned_lora"):
         assert reports["on"]["ppl"][row] == pytest.approx(reports["off"]["ppl"][row], rel=1e-5), row
+
+
+def test_a_model_mixing_sliding_and_full_attention_streams_each_layer_with_its_own_mask(tmp_path):
+    # Gemma 3: five sliding-window layers, then a full-attention one, each type with its own mask and RoPE
+    from loram_core.models.loading import load_config
+    from loram_core.testing.tiny import save_tiny_model
+
+    path = save_tiny_model(tmp_path / "gemma3", seed=3, model_type="gemma3_text", head_dim=16, sliding_window=8)
+    config = load_config(path)
+    assert {"sliding_attention", "full_attention"} <= set(config.layer_types)
+    tokens = torch.randint(0, 128, (4 * 32,), generator=torch.Generator().manual_seed(2))  # windows 4x the slide
+    loaded = perplexity(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), tokens, seq_len=32,
+                        progress=False)
+    streamed = streamed_perplexity(path, config, tokens, seq_len=32)
+    assert streamed.nll == pytest.approx(loaded.nll, rel=1e-5)
