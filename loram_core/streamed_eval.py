@@ -59,8 +59,11 @@ def streamed_perplexity(model_path: str | Path, config, tokens: torch.Tensor, *,
     norm = reader.load_module(skeleton.model.norm, "model.norm")
     head = reader.get("lm_head.weight" if "lm_head.weight" in reader else "model.embed_tokens.weight")  # tied
     total = 0.0
+    cap = getattr(config, "final_logit_softcapping", None)
     for first in range(0, windows, batch_size):
         logits = norm(hidden[first:first + batch_size]) @ head.T
+        if cap:  # Gemma 2's final soft cap, as its forward applies it
+            logits = torch.tanh(logits / cap) * cap
         batch = ids[first:first + batch_size]
         total += F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1),
                                  reduction="sum").item()

@@ -1,7 +1,8 @@
-"""The Llama-family adapter (Llama, Mistral, Qwen2, Qwen3): GQA-aware groups read from the config.
+"""The Llama-family adapter (Llama, Mistral, Qwen2, Qwen3, Gemma 3 text): GQA-aware groups read from the config.
 
-Qwen3's explicit ``head_dim`` (query width heads x head_dim, not the hidden size) is read from the config; its
-per-head ``q_norm`` / ``k_norm`` act on head_dim, shared by every head, so removing heads leaves them whole.
+Qwen3's and Gemma 3's explicit ``head_dim`` (query width heads x head_dim, not the hidden size) is read from the
+config; their per-head ``q_norm`` / ``k_norm`` act on head_dim, shared by every head, so removing heads leaves
+them whole, and Gemma 3's extra feed-forward norms act on the hidden size, which pruning keeps.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from loram_core.arch import CouplingGroup, GroupMember
 @attrs.frozen
 class LlamaFamily:
     name: str = "llama"
-    model_types: tuple[str, ...] = ("llama", "mistral", "qwen2", "qwen3")
+    model_types: tuple[str, ...] = ("llama", "mistral", "qwen2", "qwen3", "gemma3_text")
     description: str = "decoder layers model.layers.N with q/k/v/o and gate/up/down projections"
 
     def num_layers(self, config) -> int:

@@ -28,7 +28,7 @@ def pytest_addoption(parser) -> None:
     group.addoption("--loram-option", action="append", default=[], metavar="KEY=VALUE",
                     help="config option for every checked plugin whose config has the field KEY (repeatable)")
     group.addoption("--loram-family", action="append", default=[], metavar="NAME",
-                    help="check pruners on this tiny model only: llama-mha, llama-gqa, qwen2-gqa, qwen3-gqa (repeatable; default all)")
+                    help="check pruners on this tiny model only: llama-mha, llama-gqa, qwen2-gqa, qwen3-gqa, gemma3-gqa (repeatable; default all)")
 
 
 TARGETS = pytest.StashKey[list]()
@@ -111,7 +111,7 @@ def loram_register():
 
 @pytest.fixture(scope="session")
 def loram_tiny_models(tmp_path_factory):
-    """``{family name: saved tiny model folder}`` for llama-mha, llama-gqa, qwen2-gqa and qwen3-gqa (built once per session)."""
+    """``{family name: saved tiny model folder}`` for each family of ``harness.FAMILIES`` (built once per session)."""
     from loram_core.testing.conformance.harness import FAMILIES
 
     root = tmp_path_factory.mktemp("loram-tiny-models")

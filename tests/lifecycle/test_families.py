@@ -14,7 +14,9 @@ from loram_core.cli.main import main
 from loram_core.testing.tiny import FAST_FLAGS, save_tiny_model
 
 
-@pytest.mark.parametrize("family", [dict(model_type="qwen3", head_dim=16)], ids=["qwen3"])
+@pytest.mark.parametrize("family", [dict(model_type="qwen3", head_dim=16),
+                                    dict(model_type="gemma3_text", head_dim=16, sliding_window=8)],
+                         ids=["qwen3", "gemma3"])
 def test_a_family_runs_end_to_end_and_peft_loads_its_adapter(family, tmp_path):
     model = save_tiny_model(tmp_path / "model", seed=2, **family)
     data = tmp_path / "data.txt"

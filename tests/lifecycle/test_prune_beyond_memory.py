@@ -44,7 +44,8 @@ def _plan(name: str, path: Path, streamed: bool, ratio: float = 0.5):
 
 @pytest.mark.parametrize("name", ["magnitude", "random"])
 @pytest.mark.parametrize("family", [dict(gqa=True), dict(gqa=False), dict(model_type="qwen2"),
-                                    dict(model_type="qwen3", head_dim=16)])
+                                    dict(model_type="qwen3", head_dim=16),
+                                    dict(model_type="gemma3_text", head_dim=16, sliding_window=8)])
 def test_streamed_plan_equals_the_in_memory_plan(name, family, tmp_path):
     plugins.load_plugins()
     assert registry.get("pruner", name).streaming is True

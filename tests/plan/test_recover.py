@@ -37,7 +37,8 @@ def delta(state, module):
 
 
 @pytest.mark.parametrize("model_type, gqa, extra", [("llama", True, {}), ("llama", False, {}), ("qwen2", True, {}),
-                                                     ("qwen3", True, {"head_dim": 16})])  # query width 128 != hidden 64
+                                                     ("qwen3", True, {"head_dim": 16}),  # query width 128 != hidden 64
+                                                     ("gemma3_text", True, {"head_dim": 16, "sliding_window": 8})])
 def test_recovery_invariant_for_every_module_kind(model_type, gqa, extra):
     original = tiny_llama(model_type=model_type, gqa=gqa, **extra)
     plan = make_plan(original, "random", seed=1)

@@ -43,12 +43,14 @@ class TinyFamily:
 
 
 # Multi-head and grouped-query attention, and more families of the adapter (Qwen2: q/k/v biases; Qwen3: q/k
-# norms and a head_dim wider than hidden / heads, so the query width is not the hidden size).
+# norms and a head_dim wider than hidden / heads, so the query width is not the hidden size; Gemma 3 below).
 FAMILIES = (
     TinyFamily("llama-mha", {"gqa": False}),
     TinyFamily("llama-gqa", {"gqa": True}),
     TinyFamily("qwen2-gqa", {"gqa": True, "model_type": "qwen2"}),
     TinyFamily("qwen3-gqa", {"gqa": True, "model_type": "qwen3", "head_dim": 16}),
+    # Gemma 3: sliding-window and full-attention layers mixed, scaled embeddings, four norms per layer
+    TinyFamily("gemma3-gqa", {"gqa": True, "model_type": "gemma3_text", "head_dim": 16, "sliding_window": 8}),
 )
 
 
