@@ -90,5 +90,6 @@ def adapter_for(config):
             return adapter
     known = sorted({t for a in adapters for t in a.model_types})
     raise LoramError(
-        f"no architecture adapter for model_type '{config.model_type}' (supported: {', '.join(known)})"
+        f"no architecture adapter for model_type '{config.model_type}' (supported: {', '.join(known)}); "
+        "docs/plugins.md, 'register_architectures', shows how to add a family"
     )

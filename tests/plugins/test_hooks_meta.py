@@ -204,8 +204,11 @@ def test_hook_register_architectures(registered, tmp_path):
     from loram_core.testing.conformance.harness import TinyFamily
 
     olmo = TinyFamily("olmo", {"model_type": "olmo"})
-    with pytest.raises(LoramError, match="no architecture adapter for model_type 'olmo'"):
+    with pytest.raises(LoramError, match="no architecture adapter for model_type 'olmo'") as refused:
         adapter_for(olmo.config())
+    # it names what is supported and where adding a family is shown
+    assert "gemma3_text" in str(refused.value) and "qwen3" in str(refused.value)
+    assert "docs/plugins.md, 'register_architectures'" in str(refused.value)
 
     class Plugin:
         @hookimpl
