@@ -37,12 +37,10 @@ def _layer_params(config) -> int:  # one decoder layer's parameters
     return 2 * n["d"] * n["q"] + 2 * n["d"] * n["kv"] + 3 * n["d"] * n["i"] + 2 * n["d"]
 
 
-def _stored_bytes_per_param(config, model_path: str) -> float:
-    from loram_core.plan.fingerprint import count_parameters, meta_model
-
+def _stored_bytes_per_param(params: int, model_path: str) -> float:
     files = list(Path(model_path).glob("*.safetensors")) if Path(model_path).is_dir() else []
     stored = sum(f.stat().st_size for f in files)
-    return stored / count_parameters(meta_model(config)) if stored else FP32
+    return stored / params if stored else FP32
 
 
 def _largest_tensor(config) -> int:
@@ -62,13 +60,14 @@ def _adapter_bytes(config, rank: int, targets) -> int:
 def stage_estimates(settings, config, model_path: str) -> dict[str, int]:
     """Bytes above the stage's starting resident set, for each stage the lifecycle runs."""
     from loram_core import registry
-    from loram_core.estimate.preflight import available_bytes, train_estimate
+    from loram_core.estimate.preflight import train_estimate
     from loram_core.plan.fingerprint import count_parameters, meta_model
     from loram_core.protocols import Pruner, optional_member
 
     n = _dims(config)
-    original_fp32 = count_parameters(meta_model(config)) * FP32
-    stored = _stored_bytes_per_param(config, model_path)
+    params = count_parameters(meta_model(config))
+    original_fp32 = params * FP32
+    stored = _stored_bytes_per_param(params, model_path)
     adapter = _adapter_bytes(config, settings.rank, settings.target_modules)
     out: dict[str, int] = {}
     if optional_member(registry.get("pruner", settings.pruner), Pruner, "streaming"):
@@ -84,10 +83,8 @@ def stage_estimates(settings, config, model_path: str) -> dict[str, int]:
     windows = max(1, settings.eval_tokens // settings.eval_seq_len)
     batch_logits = min(windows, 4) * settings.eval_seq_len * n["v"] * FP32 * 2  # logits and log-softmax
     streamed = (2 * n["v"] * n["d"] + _layer_params(config)) * FP32 + 2 * windows * settings.eval_seq_len * n["d"] * FP32
-    from loram_core.placement import Placement
+    from loram_core.lifecycle.evaluate import streams_text_eval
 
-    stream = settings.stream_eval == "on" or (
-        settings.stream_eval == "auto" and (avail := available_bytes(Placement.from_settings(settings).device))
-        and original_fp32 > avail / 2)
+    stream = streams_text_eval(settings, config)
     out["eval"] = max(streamed if stream else original_fp32 + adapter, train.weights) + batch_logits + RUNTIME
     return out

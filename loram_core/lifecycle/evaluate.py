@@ -18,13 +18,19 @@ def streams_original(s, res: Resources) -> bool:
         return False
     if res.examples is not None:
         raise LoramError("--stream-eval on scores text windows; records (responses) are scored on the loaded model")
-    if s.stream_eval == "on":
-        return True
+    return streams_text_eval(s, res.config)
+
+
+def streams_text_eval(s, config) -> bool:
+    """Whether text perplexity streams the original: on, or auto and its fp32 weights would take more than half
+    the memory available (the estimate of the eval stage asks the same)."""
+    if s.stream_eval != "auto":
+        return s.stream_eval == "on"
     from loram_core.estimate.preflight import available_bytes
     from loram_core.plan.fingerprint import count_parameters, meta_model
 
     available = available_bytes(Placement.from_settings(s).device)
-    return available is not None and count_parameters(meta_model(res.config)) * 4 > available / 2
+    return available is not None and count_parameters(meta_model(config)) * 4 > available / 2
 
 
 def run_eval(run: RunDir, res: Resources) -> dict:

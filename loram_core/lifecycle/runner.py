@@ -161,6 +161,7 @@ def _run_stages(run: RunDir, res: Resources, plugins: dict, stages: tuple[str, .
     settings = res.settings
     if not run.run_json.is_file():  # a new run: its settings are known from the start
         run.write_run_json(settings, plugins)
+    estimates = None  # computed once, when the first stage has run
     for stage in table.stages_named(stages):
         if not stage.enabled(settings):
             continue
@@ -172,8 +173,9 @@ def _run_stages(run: RunDir, res: Resources, plugins: dict, stages: tuple[str, .
             distributed.run_stage(stage.load(), run, res, collective=stage.collective, device=settings.device)
         if (run.record(stage.name) or {}).get("key") != before:  # it ran again: later records are stale
             # next to the measured peak, what loram estimate's model said of it (from the config alone)
-            estimate = stage_estimates(settings, res.config, res.model_path).get(stage.name)
-            run.annotate(stage.name, {"measured": {**peak.result, "estimate_mb": _mib(estimate)}})
+            if estimates is None:
+                estimates = stage_estimates(settings, res.config, res.model_path)
+            run.annotate(stage.name, {"measured": {**peak.result, "estimate_mb": _mib(estimates.get(stage.name))}})
             names = [row.name for row in table.STAGES]
             for later in table.STAGES[names.index(stage.name) + 1:]:
                 if later.name not in stages:
