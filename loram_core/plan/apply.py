@@ -102,13 +102,7 @@ def materialize_pruned(config, plan: PrunePlan, state_dict: dict[str, torch.Tens
     """Build the pruned model from the ORIGINAL config, the plan and the pruned weights (no forked modeling)."""
     model = pruned_skeleton(config, plan, dtype)
     expected = model.state_dict()
-    tied = {k for k in expected if k not in state_dict and _is_tied(config, k)}
-    missing = [k for k in expected if k not in state_dict and k not in tied]
-    unexpected = [k for k in state_dict if k not in expected]
-    if missing or unexpected:
-        raise PlanError(
-            f"pruned weights do not fit the plan: missing {missing[:3]}, unexpected {unexpected[:3]}"
-        )
+    _check_names(config, expected, state_dict)
     for key, tensor in state_dict.items():
         if tuple(tensor.shape) != tuple(expected[key].shape):
             raise PlanError(f"{key}: pruned weights have shape {tuple(tensor.shape)}, the plan gives {tuple(expected[key].shape)}")
@@ -128,11 +122,7 @@ def stream_pruned(config, plan: PrunePlan, reader, build):
     model = pruned_skeleton(config, plan, torch.float32)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     stored = set(reader.names)
-    tied = {k for k in expected if k not in stored and _is_tied(config, k)}
-    missing = [k for k in expected if k not in stored and k not in tied]
-    unexpected = [k for k in stored if k not in expected]
-    if missing or unexpected:
-        raise PlanError(f"pruned weights do not fit the plan: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    _check_names(config, expected, stored)
 
     def load(name: str) -> None:
         module = model.get_submodule(name)
@@ -153,6 +143,15 @@ def stream_pruned(config, plan: PrunePlan, reader, build):
     if still_meta:
         raise PlanError(f"pruned weights leave parameters unset: {still_meta[:3]}")
     return model.eval()
+
+
+def _check_names(config, expected, stored) -> None:
+    """The pruned weights name every parameter of the skeleton (a tied head aside) and nothing else."""
+    tied = {k for k in expected if k not in stored and _is_tied(config, k)}
+    missing = [k for k in expected if k not in stored and k not in tied]
+    unexpected = [k for k in stored if k not in expected]
+    if missing or unexpected:
+        raise PlanError(f"pruned weights do not fit the plan: missing {missing[:3]}, unexpected {unexpected[:3]}")
 
 
 def _is_tied(config, key: str) -> bool:
