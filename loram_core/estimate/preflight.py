@@ -102,7 +102,8 @@ def _size(n: int) -> str:
     return f"{n / GIB:.1f} GiB" if n >= GIB else f"{n / 2**20:.0f} MiB"
 
 
-def _checkpoint_bytes(model_path: str) -> int:
+def checkpoint_bytes(model_path: str) -> int:
+    """Bytes of a model folder's safetensors files (0 for anything else)."""
     from pathlib import Path
 
     return sum(f.stat().st_size for f in Path(model_path).glob("*.safetensors")) if Path(model_path).is_dir() else 0
@@ -123,11 +124,11 @@ def write_need(settings, config, model_path: str, stages: set[str]) -> dict[str,
         pruner = registry.get("pruner", settings.pruner)
         params = estimate_params(config, adapter_for(config), pruner, prune_config(pruner, settings, say=lambda _m: None))
         held = params.pruned if params.pattern == "structured" else params.original
-        stored = _checkpoint_bytes(model_path)
+        stored = checkpoint_bytes(model_path)
         streaming = optional_member(pruner, Pruner, "streaming")
         need["prune"] = int(held * (stored / params.original if streaming and stored else 4))
     if "merge" in stages and settings.merge:
-        need["merge"] = _checkpoint_bytes(model_path)
+        need["merge"] = checkpoint_bytes(model_path)
     return need
 
 

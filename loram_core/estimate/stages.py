@@ -17,10 +17,9 @@ What each stage holds at its peak, above the resident set it started with:
 
 from __future__ import annotations
 
-from pathlib import Path
+from loram_core.estimate.memory import RUNTIME_OVERHEAD as RUNTIME  # kernels loaded on first use, allocator slack
 
 IMPORTS = 150 * 2**20
-RUNTIME = 30 * 2**20  # kernels loaded on first use, allocator slack (estimate.memory's overhead)
 SHARD = 64 * 2**20  # ShardWriter's default shard (the prune stage's)
 FP32 = 4
 
@@ -38,8 +37,9 @@ def _layer_params(config) -> int:  # one decoder layer's parameters
 
 
 def _stored_bytes_per_param(params: int, model_path: str) -> float:
-    files = list(Path(model_path).glob("*.safetensors")) if Path(model_path).is_dir() else []
-    stored = sum(f.stat().st_size for f in files)
+    from loram_core.estimate.preflight import checkpoint_bytes
+
+    stored = checkpoint_bytes(model_path)
     return stored / params if stored else FP32
 
 
