@@ -15,7 +15,7 @@ ENTRY_POINT_GROUP = "loram"
 
 # Built-ins are ordinary plugins: modules with @hookimpl functions.
 DEFAULT_PLUGINS = (
-    "loram_core.builtin.architectures",
+    "loram_core.builtin.families",
     "loram_core.builtin.random_structured",
     "loram_core.builtin.magnitude",
     "loram_core.builtin.no_pruning",

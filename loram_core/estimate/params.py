@@ -49,8 +49,9 @@ class ParamEstimate:
 
 
 def _linear_info(model) -> dict[str, tuple[int, int, bool]]:
-    return {name: (*m.weight.shape, m.bias is not None)
-            for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    from loram_core.plan.layout import is_prunable, out_in_shape
+
+    return {name: (*out_in_shape(m), m.bias is not None) for name, m in model.named_modules() if is_prunable(m)}
 
 
 def structured_removed(config, arch, ratio: float, layers: range, attention: bool = True, mlp: bool = True,

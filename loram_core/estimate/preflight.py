@@ -9,6 +9,7 @@ from __future__ import annotations
 import attrs
 
 from loram_core.errors import LoramError
+from loram_core.train.targets import target_leaves
 
 GIB = 2**30
 
@@ -57,7 +58,7 @@ def train_estimate(settings, config):
     dtype_bytes = Placement.from_settings(settings).dtype.itemsize
     return estimate_train_memory(
         config, arch, params, ratio=getattr(pruner_config, "ratio", None), batch_size=settings.batch_size,
-        seq_len=settings.seq_len, rank=settings.rank, dtype_bytes=dtype_bytes, targets=settings.target_modules,
+        seq_len=settings.seq_len, rank=settings.rank, dtype_bytes=dtype_bytes, targets=target_leaves(config, settings.target_modules),
         gradient_checkpointing=settings.gradient_checkpointing, loss_chunk=settings.loss_chunk,
         align_to=getattr(pruner_config, "align_to", 1))
 

@@ -18,6 +18,7 @@ What each stage holds at its peak, above the resident set it started with:
 from __future__ import annotations
 
 from loram_core.estimate.memory import RUNTIME_OVERHEAD as RUNTIME  # kernels loaded on first use, allocator slack
+from loram_core.train.targets import target_leaves
 
 IMPORTS = 150 * 2**20
 SHARD = 64 * 2**20  # ShardWriter's default shard (the prune stage's)
@@ -25,10 +26,10 @@ FP32 = 4
 
 
 def _dims(config) -> dict[str, int]:
-    heads, kv = config.num_attention_heads, config.num_key_value_heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-    return {"d": config.hidden_size, "q": heads * head_dim, "kv": kv * head_dim, "i": config.intermediate_size,
-            "v": config.vocab_size}
+    from loram_core.estimate.memory import attention_dims
+
+    heads, kv, head_dim, inter = attention_dims(config)
+    return {"d": config.hidden_size, "q": heads * head_dim, "kv": kv * head_dim, "i": inter, "v": config.vocab_size}
 
 
 def _layer_params(config) -> int:  # one decoder layer's parameters
@@ -68,7 +69,7 @@ def stage_estimates(settings, config, model_path: str) -> dict[str, int]:
     params = count_parameters(meta_model(config))
     original_fp32 = params * FP32
     stored = _stored_bytes_per_param(params, model_path)
-    adapter = _adapter_bytes(config, settings.rank, settings.target_modules)
+    adapter = _adapter_bytes(config, settings.rank, target_leaves(config, settings.target_modules))
     out: dict[str, int] = {}
     if optional_member(registry.get("pruner", settings.pruner), Pruner, "streaming"):
         group = 4 * n["i"] * n["d"] * FP32  # gate, up, down and down's transposed copy, for importance

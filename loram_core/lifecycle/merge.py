@@ -41,12 +41,16 @@ def lora_deltas(adapter: Path) -> tuple[dict[str, tuple[torch.Tensor, torch.Tens
     return {name: (f["A"], f["B"]) for name, f in factors.items()}, scaling
 
 
-def write_merged(model_path: str, adapter: Path, out: Path) -> None:
+def write_merged(model_path: str, adapter: Path, out: Path, config) -> None:
     """``out`` (a new folder) = the original's weights with the adapter's deltas added, tensor by tensor, in
-    the original's files and shard layout (``checkpoint.write_like``: one tensor in memory at a time)."""
+    the original's files and shard layout (``checkpoint.write_like``: one tensor in memory at a time).
+    ``config`` is the original's: its meta skeleton says which weights are stored (in, out) (``Conv1D``)."""
     from loram_core.checkpoint import CheckpointReader, write_like
+    from loram_core.plan.apply import empty_model
+    from loram_core.plan.layout import is_transposed
 
     deltas, scaling = lora_deltas(adapter)
+    transposed = {f"{n}.weight" for n, m in empty_model(config).named_modules() if is_transposed(m)}
     reader = CheckpointReader.open(model_path)
     missing = sorted(set(deltas) - set(reader.names))
     if missing:
@@ -57,7 +61,8 @@ def write_merged(model_path: str, adapter: Path, out: Path) -> None:
         if name not in deltas:
             return weight
         lora_a, lora_b = deltas[name]
-        return (weight.float() + (lora_b.float() @ lora_a.float()) * scaling).to(weight.dtype)
+        delta = lora_b.float() @ lora_a.float()
+        return (weight.float() + (delta.t() if name in transposed else delta) * scaling).to(weight.dtype)
 
     write_like(reader, out, merged)
     source = Path(model_path)
@@ -76,6 +81,6 @@ def run_merge(run: RunDir, res: Resources) -> dict:
         return done
     run.readable(run.adapter / WEIGHTS, "recover")
     with atomic_dir(run.merged) as tmp:
-        write_merged(res.model_path, run.adapter, Path(tmp))
+        write_merged(res.model_path, run.adapter, Path(tmp), res.config)
         res.tokenizer.save_pretrained(tmp)
     return run.finish("merge", key, {"path": str(run.merged), "streamed": True})

@@ -11,7 +11,7 @@ from loram_core.arch import adapter_for
 from loram_core.atomic import atomic_dir
 from loram_core.checkpoint import CheckpointReader
 from loram_core.configs import build_config
-from loram_core.errors import warn
+from loram_core.errors import LoramError, warn
 from loram_core.lifecycle.pruned_folder import META, finish_folder, save_pruned_model_weights, stream_pruned_weights
 from loram_core.lifecycle.resources import Resources
 from loram_core.lifecycle.rundir import RunDir, stage_key
@@ -21,7 +21,7 @@ from loram_core.plan.fingerprint import count_parameters, param_bytes
 from loram_core.plan.serialize import plan_hash, save_plan
 from loram_core.plan.weight_store import WeightStore
 from loram_core.plan.validate import validate_plan
-from loram_core.protocols import Pruner, optional_member
+from loram_core.protocols import Pruner, optional_member, pruner_refusal
 from loram_core.prune_context import PruneContext
 
 
@@ -58,6 +58,9 @@ def run_prune(run: RunDir, res: Resources, console=None) -> dict:
         return done
     pruner = registry.get("pruner", s.pruner)
     cfg = pruner_config(pruner, s)
+    refusal = pruner_refusal(pruner, res.config)
+    if refusal:
+        raise LoramError(refusal)
     # A streaming pruner gets the original on the meta device and loads what it needs layer by layer.
     streaming = bool(optional_member(pruner, Pruner, "streaming"))
     fingerprint = ModelFingerprint.from_config(res.config, name_or_path=s.model)
@@ -99,9 +102,8 @@ def run_prune(run: RunDir, res: Resources, console=None) -> dict:
     digest = plan_hash(plan)
     with atomic_dir(run.pruned) as tmp:
         if streaming:
-            names = {n for n, _ in model.named_parameters()}
+            pruned_params = stream_pruned_weights(CheckpointReader.open(res.model_path), plan, model, tmp, store)
             del model
-            pruned_params = stream_pruned_weights(CheckpointReader.open(res.model_path), plan, names, tmp, store)
         else:
             apply_plan(model, plan, store)
             pruned_params = count_parameters(model)

@@ -50,9 +50,14 @@ def save_pruned_model_weights(model, folder: Path) -> None:
     save_file(pruned_state_dict(model), folder / SINGLE, metadata={"format": "pt"})
 
 
-def stream_pruned_weights(reader: CheckpointReader, plan: PrunePlan, parameter_names: set[str], folder: Path,
+def stream_pruned_weights(reader: CheckpointReader, plan: PrunePlan, skeleton, folder: Path,
                           replacements=None) -> int:
-    """Write the pruned weights into ``folder``; returns the number of parameters written."""
+    """Write the pruned weights into ``folder``; returns the number of parameters written. ``skeleton`` is
+    the original model on the meta device: which names are parameters, which weights are stored transposed."""
+    from loram_core.plan.layout import is_transposed
+
+    parameter_names = {n for n, _ in skeleton.named_parameters()}
+    transposed = {n for n, m in skeleton.named_modules() if is_transposed(m)}
     writer = ShardWriter(folder)
     written = 0
     for name in reader.names:
@@ -64,7 +69,7 @@ def stream_pruned_weights(reader: CheckpointReader, plan: PrunePlan, parameter_n
             replacement = replacements.get(module) if (replacements is not None and param == "weight") else None
             if replacement is not None:  # a pruner computed it in fp32: kept so, not rounded to the checkpoint's
                 tensor = tensor.float()
-            tensor = pruned_tensor(module, param, tensor, entry, replacement)
+            tensor = pruned_tensor(module, param, tensor, entry, replacement, module in transposed)
         writer.add(name, tensor)
         if name in parameter_names:
             written += tensor.numel()

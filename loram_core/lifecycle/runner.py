@@ -92,9 +92,10 @@ def check_overwrite(run: RunDir, settings: RunSettings, stages: Iterable[str], o
 def check_rank_fits(settings: RunSettings, config) -> None:
     """A LoRA rank above the narrowest targeted layer's width is no low-rank adapter (and a huge one)."""
     from loram_core.plan.fingerprint import linear_shapes
+    from loram_core.train.targets import target_leaves
 
-    widths = {name: min(shape) for name, shape in linear_shapes(config).items()
-              if name.rsplit(".", 1)[-1] in settings.target_modules}
+    targets = target_leaves(config, settings.target_modules)
+    widths = {name: min(shape) for name, shape in linear_shapes(config).items() if name.rsplit(".", 1)[-1] in targets}
     if widths:
         name = min(widths, key=widths.get)
         if settings.rank > widths[name]:

@@ -25,7 +25,9 @@ PLUGINS = "model, data and plugins"
 DATA = "data: formats, chat templates, what is trained (docs/data.md)"
 TRAINING = "training"
 EVALUATION = "evaluation and placement"
-PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+# Every Linear of the decoder, whatever the family names them (train/targets.py): q/k/v/o and gate/up/down
+# for Llama, qkv_proj and gate_up_proj for Phi-3, c_attn and c_fc for GPT-2.
+PROJECTIONS = ("all-linear",)
 
 
 @attrs.frozen
@@ -103,7 +105,7 @@ class RunSettings:
     alpha: int = setting(16, validator=integer(1), group=TRAINING, help="LoRA alpha")
     dropout: float = setting(0.05, kind="float", validator=number(0.0, 1.0), group=TRAINING, help="LoRA dropout")
     target_modules: tuple[str, ...] = setting(PROJECTIONS, kind="names", validator=names, group=TRAINING,
-                                              help="comma-separated LoRA targets")
+                                              help="comma-separated LoRA targets, or all-linear")
     warmup_steps: int = setting(10, validator=integer(0), group=TRAINING, help="linear warm-up steps")
     schedule: str = setting("cosine", choices=("cosine", "linear", "constant"), group=TRAINING, help="learning-rate schedule")
     weight_decay: float = setting(0.0, kind="float", validator=number(0.0), group=TRAINING, help="AdamW weight decay")

@@ -1,4 +1,4 @@
-"""Turn a model spec (registered alias, local folder, or hub id) into a model, tokenizer or config."""
+"""Turn a model spec (registered alias, local folder, GGUF file, or hub id) into a model, tokenizer or config."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ def _looks_like_path(spec: str) -> bool:
 
 
 def resolve_model(spec: str | Path) -> Path | str:
-    """A registered alias's local folder, an existing local folder, or the spec unchanged (a hub id)."""
+    """A registered alias's local folder, an existing local folder, a GGUF file's converted folder, or the spec
+    unchanged (a hub id)."""
     spec_str = str(spec)
     if not isinstance(spec, Path):
         from loram_core import registry
@@ -34,8 +35,12 @@ def resolve_model(spec: str | Path) -> Path | str:
         if not (path / "config.json").is_file():
             raise LoramError(f"model folder {path} has no config.json")
         return path
+    if path.is_file() and path.suffix.lower() == ".gguf":
+        from loram_core.models.gguf import ensure_file
+
+        return ensure_file(path)
     if path.exists():
-        raise LoramError(f"model path {path} is a file; give the folder that holds config.json")
+        raise LoramError(f"model path {path} is a file; give the folder that holds config.json (or a .gguf file)")
     if isinstance(spec, Path) or _looks_like_path(spec_str):
         raise LoramError(f"model folder {path} does not exist")
     return _hub_model(spec_str)
@@ -150,10 +155,14 @@ def load_config(spec: str | Path, trust_remote_code: bool = False):
 
 
 def config_from_file(path: str | Path, trust_remote_code: bool = False):
-    """A config from a ``config.json`` path (or the folder holding one), without any weights."""
+    """A config from a ``config.json`` path (or the folder holding one, or a GGUF's metadata), without any weights."""
     from transformers import AutoConfig
 
     path = Path(path).expanduser()
+    if path.is_file() and path.suffix.lower() == ".gguf":
+        from loram_core.models.gguf import read_config
+
+        return read_config(path)
     if path.is_dir():
         path = path / "config.json"
     if not path.is_file():

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from loram_core.errors import PlanError
+from loram_core.plan import layout
 from loram_core.plan.entries import MaskEntry, SliceEntry
 from loram_core.plan.plan import PrunePlan
 
@@ -18,27 +19,25 @@ def _sliced(tensor: torch.Tensor, entry: SliceEntry, is_bias: bool = False) -> t
     return tensor
 
 
-def _linear_like(linear: nn.Linear, shape: tuple[int, int], device=None) -> nn.Linear:
-    return nn.Linear(
-        shape[1], shape[0], bias=linear.bias is not None, device=device or linear.weight.device, dtype=linear.weight.dtype
-    )
-
-
-def _linear(model, module: str) -> nn.Linear:
+def _prunable(model, module: str) -> nn.Module:
     try:
         layer = model.get_submodule(module)
     except AttributeError:
         raise PlanError(f"plan names module '{module}', which this model does not have") from None
-    if not isinstance(layer, nn.Linear):
-        raise PlanError(f"{module}: expected a Linear module, found {type(layer).__name__}")
+    if not layout.is_prunable(layer):
+        raise PlanError(f"{module}: expected a Linear (or Conv1D) module, found {type(layer).__name__}")
     return layer
 
 
-def pruned_tensor(module: str, param: str, tensor: torch.Tensor, entry, replacement: torch.Tensor | None = None):
+def pruned_tensor(module: str, param: str, tensor: torch.Tensor, entry, replacement: torch.Tensor | None = None,
+                  transposed: bool = False):
     """One parameter of a planned module after the plan: ``param`` is "weight" or "bias".
 
-    ``replacement`` is a pruner's reconstructed weight (see plan/weight_store.py); the entry still applies.
+    ``replacement`` is a pruner's reconstructed weight (see plan/weight_store.py), (out, in) like the entry,
+    which still applies. ``transposed``: the weight is stored (in, out), as ``Conv1D`` stores it.
     """
+    if param == "weight" and transposed:
+        return pruned_tensor(module, param, tensor.t(), entry, replacement).t().contiguous()
     if param == "weight":
         if tuple(tensor.shape) != tuple(entry.shape):
             raise PlanError(f"{module}: plan expects weight shape {tuple(entry.shape)}, model has {tuple(tensor.shape)}")
@@ -61,21 +60,37 @@ def apply_plan(model, plan: PrunePlan, replacements=None):
     ``replacements`` (a WeightStore or None) supplies reconstructed weights for some modules.
     """
     for module, entry in plan.entries.items():
-        linear = _linear(model, module)
-        if tuple(linear.weight.shape) != tuple(entry.shape):
-            raise PlanError(f"{module}: plan expects weight shape {tuple(entry.shape)}, model has {tuple(linear.weight.shape)}")
+        linear = _prunable(model, module)
+        if layout.out_in_shape(linear) != tuple(entry.shape):
+            raise PlanError(f"{module}: plan expects weight shape {tuple(entry.shape)}, model has {layout.out_in_shape(linear)}")
         replacement = replacements.get(module) if replacements is not None else None
+        weight = pruned_tensor(module, "weight", linear.weight, entry, replacement, layout.is_transposed(linear))
         if isinstance(entry, MaskEntry):
-            linear.weight.copy_(pruned_tensor(module, "weight", linear.weight, entry, replacement))
+            linear.weight.copy_(weight)
             continue
-        if replacement is not None:
-            linear.weight.copy_(replacement)
-        new = _linear_like(linear, entry.pruned_shape)
-        new.weight.copy_(_sliced(linear.weight, entry))
+        new = layout.resized(linear, entry.pruned_shape)
+        new.weight.copy_(weight)
         if linear.bias is not None:
             new.bias.copy_(_sliced(linear.bias, entry, is_bias=True))
         model.set_submodule(module, new)
+    fit_pruned(model, plan)
     return model
+
+
+def fit_pruned(model, plan: PrunePlan) -> None:
+    """Set the attributes that the family's modules read from the config (head counts, split sizes) to the
+    pruned widths (the adapter's optional ``pruned_attributes``; docs/plugins.md, "register_architectures")."""
+    from loram_core.arch import adapter_for
+
+    if not any(isinstance(e, SliceEntry) for e in plan.entries.values()):
+        return  # masks keep every shape
+    attributes = getattr(adapter_for(model.config), "pruned_attributes", None)
+    if attributes is None:
+        return
+    for module, values in attributes(model.config, plan).items():
+        target = model.get_submodule(module)
+        for name, value in values.items():
+            setattr(target, name, value)
 
 
 def empty_model(config, dtype=torch.float32):
@@ -93,8 +108,9 @@ def pruned_skeleton(config, plan: PrunePlan, dtype=torch.float32):
     model = empty_model(config, dtype)
     for module, entry in plan.entries.items():
         if isinstance(entry, SliceEntry):
-            linear = _linear(model, module)
-            model.set_submodule(module, _linear_like(linear, entry.pruned_shape, device="meta"))
+            linear = _prunable(model, module)
+            model.set_submodule(module, layout.resized(linear, entry.pruned_shape, device="meta"))
+    fit_pruned(model, plan)
     return model
 
 

@@ -38,13 +38,11 @@ def param_bytes(model) -> int:
 
 
 def linear_shapes(config) -> dict[str, tuple[int, int]]:
-    """Full module name -> (out, in) of every Linear in the original model."""
+    """Full module name -> (out, in) of every Linear (or GPT-2 ``Conv1D``) in the original model."""
+    from loram_core.plan.layout import is_prunable, out_in_shape
+
     model = meta_model(config)
-    return {
-        name: tuple(module.weight.shape)
-        for name, module in model.named_modules()
-        if isinstance(module, torch.nn.Linear)
-    }
+    return {name: out_in_shape(module) for name, module in model.named_modules() if is_prunable(module)}
 
 
 @attrs.frozen

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from loram_core.arch import adapter_for
+import torch
+
+from loram_core.arch import adapter_for, family_groups
 from loram_core.errors import PlanError
 from loram_core.plan.entries import SliceEntry
 from loram_core.plan.fingerprint import ModelFingerprint, linear_shapes
@@ -31,16 +33,43 @@ def validate_plan(plan: PrunePlan, config, *, check_fingerprint: bool = True) ->
             raise PlanError(f"{module}: plan expects weight shape {tuple(entry.shape)}, model has {shapes[module]}")
 
     adapter = adapter_for(config)
+    query_heads = getattr(adapter, "query_head_groups", None) is not None
     prunable: set[tuple[str, str]] = set()
     for layer in range(adapter.num_layers(config)):
+        alternatives = {g.name: g for g in family_groups(adapter, config, layer, "query_heads")} if query_heads else {}
         for group in adapter.groups(config, layer):
             prunable.update((m.module, m.axis) for m in group.members)
-            _check_group(plan, group)
+            other = alternatives.get(group.name) if group.kind == "attention" else None
+            if other is not None and _keeps_unsliced(plan, group, other):
+                _check_group(plan, other)  # query heads pruned inside their KV groups; k and v whole
+            else:
+                _check_group(plan, group)
     for module, entry in plan.entries.items():
         if isinstance(entry, SliceEntry):
             for axis, idx in (("out", entry.keep_out), ("in", entry.keep_in)):
                 if idx is not None and (module, axis) not in prunable:
                     raise PlanError(f"{module}: its '{axis}' axis is not prunable in a {adapter.name} model")
+
+
+def _index(plan: PrunePlan, member):
+    entry = plan.entries.get(member.module)
+    if not isinstance(entry, SliceEntry):
+        return None
+    return entry.keep_out if member.axis == "out" else entry.keep_in
+
+
+def _keeps_unsliced(plan: PrunePlan, group, query_group) -> bool:
+    """Whether the plan slices only the query-head group's members' segments, every other member of the
+    KV group whole (then the query-head coupling applies)."""
+    inside = {(m.module, m.axis, m.offset) for m in query_group.members}
+    outside = [m for m in group.members if (m.module, m.axis, m.offset) not in inside]
+    if any(_index(plan, m) is None for m in query_group.members):
+        return False
+    for m in outside:
+        idx = _index(plan, m)
+        if idx is not None and group.segment(m, idx).numel() != group.units * m.unit_size:
+            return False
+    return True
 
 
 def _check_group(plan: PrunePlan, group) -> None:
@@ -49,10 +78,7 @@ def _check_group(plan: PrunePlan, group) -> None:
         return
     reference = None
     for member in group.members:
-        entry = plan.entries.get(member.module)
-        idx = None
-        if isinstance(entry, SliceEntry):
-            idx = entry.keep_out if member.axis == "out" else entry.keep_in
+        idx = _index(plan, member)
         if idx is None:
             raise PlanError(
                 f"{member.module}: breaks the coupling of {group.name}: its '{member.axis}' axis is not sliced "
@@ -62,8 +88,13 @@ def _check_group(plan: PrunePlan, group) -> None:
         if units is None:
             raise PlanError(
                 f"{member.module}: breaks the coupling of {group.name}: keeps a partial "
-                f"{'KV group' if group.kind == 'attention' else 'unit'} "
+                f"{'query head' if group.blocks > 1 else 'KV group' if group.kind == 'attention' else 'unit'} "
                 f"(indices must cover whole units of {member.unit_size})"
+            )
+        if group.blocks > 1 and len(set(torch.bincount(units // group.block_units, minlength=group.blocks).tolist())) > 1:
+            raise PlanError(
+                f"{member.module}: breaks the coupling of {group.name}: keeps different numbers of query heads "
+                f"in its {group.blocks} KV groups (each KV group must keep the same number)"
             )
         if reference is None:
             reference = (member.module, units)

@@ -1,4 +1,4 @@
-"""Tiny random Llama-family models and a character tokenizer, built in code (nothing is downloaded)."""
+"""Tiny random models (Llama family, Phi-3, GPT-2) and a character tokenizer, built in code (nothing is downloaded)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,13 @@ def tiny_llama_config(*, gqa: bool = True, layers: int = 8, model_type: str = "l
     values.update(overrides)
     if model_type == "qwen2":
         values.pop("attention_bias")
+    if model_type == "phi3":  # its defaults name token ids of Phi-3's 32k vocabulary
+        values.update(pad_token_id=2, bos_token_id=1, eos_token_id=1)
+    if model_type == "gpt2":  # GPT-2's own names; multi-head attention, head width hidden / heads
+        for key in ("num_key_value_heads", "head_dim", "attention_bias"):
+            values.pop(key, None)
+        values["n_inner"] = values.pop("intermediate_size")
+        values.update(bos_token_id=1, eos_token_id=1)
     return AutoConfig.for_model(model_type, **values)
 
 

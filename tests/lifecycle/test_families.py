@@ -14,24 +14,39 @@ from loram_core.cli.main import main
 from loram_core.testing.tiny import FAST_FLAGS, save_tiny_model
 
 
-@pytest.mark.parametrize("family", [dict(model_type="qwen3", head_dim=16),
-                                    dict(model_type="gemma3_text", head_dim=16, sliding_window=8)],
-                         ids=["qwen3", "gemma3"])
-def test_a_family_runs_end_to_end_and_peft_loads_its_adapter(family, tmp_path):
+RUNS = {
+    "qwen3": (dict(model_type="qwen3", head_dim=16), ()),
+    "gemma3": (dict(model_type="gemma3_text", head_dim=16, sliding_window=8), ()),
+    "gemma3-query-heads": (dict(model_type="gemma3_text", head_dim=16, sliding_window=8),
+                           ("--pruner-opt", "attention_units=query_heads")),
+    "gemma": (dict(model_type="gemma", head_dim=16), ()),
+    "gemma2": (dict(model_type="gemma2", head_dim=16, sliding_window=8), ()),
+    "phi3": (dict(model_type="phi3"), ()),
+    "phi3-query-heads": (dict(model_type="phi3"), ("--pruner-opt", "attention_units=query_heads")),
+    "gpt2": (dict(model_type="gpt2", gqa=False), ()),
+}
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_a_family_runs_end_to_end_and_peft_loads_its_adapter(name, tmp_path):
+    family, extra = RUNS[name]
     model = save_tiny_model(tmp_path / "model", seed=2, **family)
     data = tmp_path / "data.txt"
     data.write_text("\n\n".join(f"the king said to the queen of the sea, {i} times, and the sea said nothing."
                                 for i in range(200)))
     run = tmp_path / "run"
     assert main(["run", "--model", str(model), "--data", str(data), "--pruner", "magnitude", "--ratio", "0.5",
-                 "--layers", "1:7", "--out", str(run), *FAST_FLAGS]) == 0
+                 "--layers", "1:7", "--out", str(run), *extra, *FAST_FLAGS]) == 0
     batch = torch.arange(40).reshape(2, 20) % 128
     original = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32).eval()
+    with torch.no_grad():
+        untuned = original(input_ids=batch).logits
     peft = PeftModel.from_pretrained(original, str(run / "adapter")).eval()
     merged = AutoModelForCausalLM.from_pretrained(run / "merged", dtype=torch.float32).eval()
     with torch.no_grad():
         a, b = peft(input_ids=batch).logits, merged(input_ids=batch).logits
     assert (a - b).abs().max().item() < 1e-4
+    assert (a - untuned).abs().max().item() > 1e-4  # the recovered adapter does change the original
     assert merged.config.model_type == family["model_type"]
     prune = json.loads((run / "stages" / "prune.json").read_text())
     assert prune["params_pruned"] < prune["params_original"] and prune["modules"] > 0

@@ -28,7 +28,7 @@ def test_the_streamed_merge_is_peft_merge_and_unload_bit_for_bit(tmp_path):
     path = write_sharded_llama(tmp_path / "m", config, scaled=True, shard_bytes=40_000)
     lora = adapter_for(AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32), tmp_path / "adapter")
     reference = lora.merge_and_unload().state_dict()
-    write_merged(str(path), tmp_path / "adapter", tmp_path / "merged")
+    write_merged(str(path), tmp_path / "adapter", tmp_path / "merged", config)
     merged = load_weights(tmp_path / "merged")
     assert set(merged) == set(load_weights(path))
     assert all(torch.equal(merged[k], reference[k]) for k in merged)
@@ -47,7 +47,7 @@ def test_a_bf16_original_is_merged_in_fp32_and_stored_in_bf16(tmp_path):
     from peft import PeftModel
 
     reference = PeftModel.from_pretrained(fp32, tmp_path / "adapter").merge_and_unload().state_dict()
-    write_merged(str(path), tmp_path / "adapter", tmp_path / "merged")
+    write_merged(str(path), tmp_path / "adapter", tmp_path / "merged", config)
     merged = load_weights(tmp_path / "merged")
     assert all(merged[k].dtype == torch.bfloat16 for k in merged)
     assert all(torch.equal(merged[k], reference[k].to(torch.bfloat16)) for k in merged)
@@ -62,6 +62,6 @@ def test_merging_holds_one_tensor_not_the_model(tmp_path):
     del lora
     reset_peak_rss()
     before = current_rss_mb()
-    write_merged(str(path), tmp_path / "adapter", tmp_path / "merged")
+    write_merged(str(path), tmp_path / "adapter", tmp_path / "merged", config)
     if before is not None:
         assert size_mb > 200 and peak_rss_mb() - before < size_mb / 4, (peak_rss_mb() - before, size_mb)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from loram_core.errors import LoramError
-from loram_core.models import smollm2
+from loram_core.models import gguf, smollm2
 from loram_core.models.loading import (
     config_from_file,
     load_config,
@@ -164,7 +164,7 @@ def test_stock_reload_speaks_english(converted):
 @pytest.mark.slow
 def test_second_call_does_not_reconvert(converted, monkeypatch):
     folder, seconds = converted
-    monkeypatch.setattr(smollm2, "_convert", lambda *a: pytest.fail("reconverted"))
+    monkeypatch.setattr(gguf, "convert", lambda *a: pytest.fail("reconverted"))
     start = time.perf_counter()
     assert smollm2.ensure_smollm2(folder) == folder
     assert time.perf_counter() - start < 1.0 < seconds

@@ -34,7 +34,7 @@ def _adapter(path) -> dict[str, torch.Tensor]:
 def test_config_defaults_and_dict_roundtrip():
     cfg = TrainConfig()
     assert (cfg.steps, cfg.batch_size, cfg.seq_len, cfg.rank, cfg.alpha) == (100, 4, 128, 8, 16)
-    assert cfg.target_modules == ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    assert cfg.target_modules == ("all-linear",)  # every Linear of the decoder, resolved per family (train/targets.py)
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     assert TrainConfig(lr=1).lr == 1.0 and TrainConfig(target_modules=["q_proj"]).target_modules == ("q_proj",)
 
@@ -181,3 +181,19 @@ def test_bad_training_data(tmp_path):
     with pytest.raises(LoramError, match="1-D"):
         train_lora(tiny_llama(0, layers=2), torch.zeros(2, 64, dtype=torch.long), _cfg(),
                    adapter_dir=tmp_path / "a", progress=False)
+
+
+@pytest.mark.parametrize(("model_type", "leaves"), [
+    ("llama", ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")),
+    ("phi3", ("o_proj", "qkv_proj", "gate_up_proj", "down_proj")),  # the order Phi3Attention defines them
+    ("gpt2", ("c_attn", "c_proj", "c_fc")),
+])
+def test_all_linear_names_every_linear_of_the_family_but_the_head(model_type, leaves):
+    from loram_core.train.targets import target_leaves
+
+    model = tiny_llama(0, layers=2, model_type=model_type)
+    assert target_leaves(model, ("all-linear",)) == leaves
+    assert target_leaves(model.config, ("all-linear",)) == leaves
+    assert target_leaves(model, ("q_proj",)) == ("q_proj",)
+    with pytest.raises(LoramError, match="'all-linear' stands alone"):
+        target_leaves(model, ("all-linear", "q_proj"))

@@ -37,6 +37,12 @@ class WandaPruner:
     description: str = "Wanda: |W| x input-feature L2 norm, lowest per output row (unstructured or N:M masks)"
     version: str = __version__
 
+    def unsupported(self, model_config) -> str | None:
+        """Scores are |W| x input norms over W's (out, in) rows: GPT-2's Conv1D stores W transposed."""
+        if model_config.model_type == "gpt2":
+            return "its Conv1D weights are stored (in, out); use a structured pruner (random, magnitude, llmpruner)"
+        return None
+
     def plan(self, model, config: WandaConfig, context) -> PrunePlan:
         modules, layers = pruned_modules(config, context)
         if context.calibration is None:

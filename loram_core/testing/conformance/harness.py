@@ -21,6 +21,10 @@ import torch
 CALIBRATION_SAMPLES, CALIBRATION_SEQ_LEN = 8, 32
 
 
+class PrunerRefused(Exception):
+    """The pruner declares (``Pruner.unsupported``) that it does not prune this family; the message says why."""
+
+
 @attrs.frozen
 class TinyFamily:
     """A tiny random model of one architecture variant, saved as a stock Hugging Face folder when used."""
@@ -51,6 +55,12 @@ FAMILIES = (
     TinyFamily("qwen3-gqa", {"gqa": True, "model_type": "qwen3", "head_dim": 16}),
     # Gemma 3: sliding-window and full-attention layers mixed, scaled embeddings, four norms per layer
     TinyFamily("gemma3-gqa", {"gqa": True, "model_type": "gemma3_text", "head_dim": 16, "sliding_window": 8}),
+    # Gemma 2: soft-capped attention logits and final logits
+    TinyFamily("gemma2-gqa", {"gqa": True, "model_type": "gemma2", "head_dim": 16, "sliding_window": 8}),
+    # Phi-3: fused qkv_proj and gate_up_proj, one module holding several coupled segments
+    TinyFamily("phi3-gqa", {"gqa": True, "model_type": "phi3"}),
+    # GPT-2: Conv1D weights stored (in, out), fused c_attn, biases everywhere, learned positions
+    TinyFamily("gpt2-mha", {"gqa": False, "model_type": "gpt2"}),
 )
 
 
@@ -124,7 +134,7 @@ def run_pruner(pruner, fam: TinyFamily, options: Mapping[str, Any], workdir: Pat
     from loram_core.plan.apply import empty_model
     from loram_core.plan.weight_store import WeightStore
     from loram_core.prune_context import PruneContext
-    from loram_core.protocols import Pruner, optional_member
+    from loram_core.protocols import Pruner, optional_member, pruner_refusal
     from loram_core.testing.conformance.failure import fail_unless_satisfies
 
     fail_unless_satisfies(pruner, Pruner, "pruner")
@@ -132,6 +142,9 @@ def run_pruner(pruner, fam: TinyFamily, options: Mapping[str, Any], workdir: Pat
     path = fam.save(workdir / "models")
     config = load_config(path)
     cfg = pruner_config(pruner, options)
+    refusal = pruner_refusal(pruner, config)
+    if refusal:  # declared up front, as the prune stage refuses it: no check applies to this family
+        raise PrunerRefused(refusal)
     streaming = bool(optional_member(pruner, Pruner, "streaming"))
     model = empty_model(config) if streaming else original_model(path)
     before = None if streaming else {k: v.clone() for k, v in model.state_dict().items()}
@@ -163,8 +176,8 @@ def materialize(outcome: PruneOutcome, workdir: Path):
 
     folder = Path(tempfile.mkdtemp(prefix="pruned-", dir=workdir))
     if outcome.streamed:
-        names = {n for n, _ in empty_model(outcome.config).named_parameters()}
-        stream_pruned_weights(CheckpointReader.open(outcome.model_path), outcome.plan, names, folder, outcome.store)
+        stream_pruned_weights(CheckpointReader.open(outcome.model_path), outcome.plan, empty_model(outcome.config),
+                              folder, outcome.store)
     else:
         model = apply_plan(original_model(outcome.model_path), outcome.plan, outcome.store)
         save_pruned_model_weights(model, folder)

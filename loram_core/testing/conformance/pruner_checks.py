@@ -80,7 +80,7 @@ def _requested_pattern(outcome: PruneOutcome) -> str | None:
 def check_ratio(outcome: PruneOutcome) -> None:
     """The plan removes what was asked: ``group.removed(ratio)`` units of every group in the layer range
     (structured), N of every M weights (N:M), or the ratio of every module's weights (unstructured)."""
-    from loram_core.arch import adapter_for
+    from loram_core.arch import adapter_for, family_groups
 
     where, plan, config = subject(outcome), outcome.plan, outcome.config
     pattern = _requested_pattern(outcome)
@@ -89,8 +89,9 @@ def check_ratio(outcome: PruneOutcome) -> None:
     layers = _layer_range(outcome)
     ratio = getattr(outcome.pruner_config, "ratio", None)
     adapter = adapter_for(config)
+    units = getattr(outcome.pruner_config, "attention_units", "kv_groups")
     for layer in range(adapter.num_layers(config)):
-        for group in adapter.groups(config, layer):
+        for group in family_groups(adapter, config, layer, units):
             wanted = (layers is None or layer in layers) and bool(getattr(outcome.pruner_config, group.kind, True))
             present = [m for m in group.members if m.module in plan.entries]
             if not wanted:

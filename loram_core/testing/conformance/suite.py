@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 
 from loram_core.testing.conformance import PRUNER_CHECKS, check_pruner_outcome, pruner_cases, run_pruner
-from loram_core.testing.conformance.harness import FAMILIES, family
+from loram_core.testing.conformance.cases import case_fits
+from loram_core.testing.conformance.harness import FAMILIES, PrunerRefused, family
 from loram_core.testing.conformance.evaluator_checks import check_evaluator
 from loram_core.testing.conformance.stage_checks import check_aligner, check_quantizer, check_recoverer
 
@@ -28,7 +29,8 @@ def pytest_generate_tests(metafunc):
             continue
         mine = [(t, options) for t, options in targets if t.kind == kind]
         if kind == "pruner":
-            params = [(t, fam, case) for t, options in mine for fam in families for case in pruner_cases(t.obj, options)]
+            params = [(t, fam, case) for t, options in mine for fam in families
+                      for case in pruner_cases(t.obj, options) if case_fits(fam.config(), case)]
             ids = [f"{t.name}-{fam.name}-{case.label}" for t, fam, case in params]
         else:
             params, ids = mine, [t.name for t, _ in mine]
@@ -49,7 +51,12 @@ def pruner_outcome(pruner_case, _outcomes, tmp_path_factory):
     key = (target.plugin, target.name, fam.name, case.label)
     if key not in _outcomes:
         workdir = tmp_path_factory.mktemp("conformance")
-        _outcomes[key] = (run_pruner(target.obj, fam, case.options, workdir), workdir)
+        try:
+            _outcomes[key] = (run_pruner(target.obj, fam, case.options, workdir), workdir)
+        except PrunerRefused as refused:
+            _outcomes[key] = (str(refused), workdir)
+    if isinstance(_outcomes[key][0], str):
+        pytest.skip(_outcomes[key][0])  # the pruner declares this family unsupported, in one line
     return _outcomes[key]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import attrs
 
+from loram_core.arch import ATTENTION_UNITS
 from loram_core.configs import parse_layers, ratio_in_unit_interval
 from loram_core.fields import boolean, integer, one_of
 
@@ -44,6 +45,8 @@ class LLMPrunerConfig:
     # Kept widths rounded to a multiple of this (the core's StructuredConfig.align_to); with global ranking
     # each group's kept count is rounded after the competition, its best-scoring units kept.
     align_to: int = attrs.field(default=1, validator=integer(1))
+    # The core's StructuredConfig.attention_units: query_heads prunes query heads inside every KV group.
+    attention_units: str = attrs.field(default="kv_groups", validator=one_of(ATTENTION_UNITS))
 
     @property
     def needs_gradients(self) -> bool:

@@ -76,12 +76,14 @@ def unit_importance(
     stats: Mapping[str, GradientStats] | None = None,
 ) -> torch.Tensor:
     """One fp64 score per unit of ``group``: element importance summed per member, then aggregated."""
+    from loram_core.plan.layout import out_in_weight
+
     per_member = []
     for member in group.members:
-        weight = model.get_submodule(member.module).weight
+        module = model.get_submodule(member.module)
         member_stats = None if stats is None else stats.get(member.module)
-        elements = element_importance(weight, criterion, member_stats)
-        # Units are contiguous, unit-major blocks of rows ("out") or columns ("in") of W.
-        elements = elements if member.axis == "out" else elements.t()
-        per_member.append(elements.reshape(group.units, -1).sum(1, dtype=torch.float64))
+        elements = element_importance(module.weight, criterion, member_stats)
+        # Units are contiguous, unit-major blocks of rows ("out") or columns ("in") of W seen as (out, in),
+        # inside the member's segment of a fused module.
+        per_member.append(group.member_view(member, out_in_weight(module, elements)).sum(1, dtype=torch.float64))
     return aggregate(torch.stack(per_member), aggregation)

@@ -50,6 +50,7 @@ class LLMPruner:
             "seq_len": None,
             "data": config.data,  # None: the run's training split
             "align_to": config.align_to,
+            "attention_units": config.attention_units,
             "seed": context.seed,
         }
         stats = None

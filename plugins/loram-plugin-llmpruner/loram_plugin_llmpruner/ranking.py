@@ -8,8 +8,9 @@ import attrs
 import torch
 
 from loram_core.arch import CouplingGroup
-from loram_core.plan import PrunePlan, PrunerInfo, SliceEntry
-from loram_core.structured import keep_units, layer_range, structured_plan, with_ratio_reached
+from loram_core.errors import LoramError
+from loram_core.plan import PrunePlan, PrunerInfo
+from loram_core.structured import config_groups, keep_units, layer_range, plan_from_kept, structured_plan, with_ratio_reached
 
 
 def groups_to_prune(cfg, ctx) -> list[CouplingGroup]:
@@ -17,7 +18,7 @@ def groups_to_prune(cfg, ctx) -> list[CouplingGroup]:
     return [
         group
         for layer in layer_range(cfg, ctx)
-        for group in ctx.arch.groups(ctx.model_config, layer)
+        for group in config_groups(cfg, ctx, layer)
         if getattr(cfg, group.kind, True) and group.removed(cfg.ratio, cfg.align_to) > 0
     ]
 
@@ -60,6 +61,9 @@ def global_ranking_plan(
     model, cfg, ctx, info: PrunerInfo, groups: list[CouplingGroup], scores: Mapping[str, torch.Tensor]
 ) -> PrunePlan:
     """One competition per kind (KV groups with KV groups, MLP channels with MLP channels) across layers."""
+    if any(g.blocks > 1 for g in groups):
+        raise LoramError("llmpruner: ranking=global competes whole units across layers; with "
+                         "attention_units=query_heads every KV group keeps the same count, so use ranking=layer")
     removed: dict[str, torch.Tensor] = {}
     for kind in sorted({g.kind for g in groups}):
         removed.update(global_removal([g for g in groups if g.kind == kind], scores, cfg.ratio))
@@ -69,32 +73,7 @@ def global_ranking_plan(
         mask[removed[g.name]] = False
         kept[g.name] = mask.nonzero().flatten()
         if cfg.align_to > 1:
-            kept[g.name] = keep_units(scores[g.name], g.aligned_keep(kept[g.name].numel(), cfg.align_to))
+            kept[g.name] = keep_units(scores[g.name], g.aligned_keep(kept[g.name].numel(), cfg.align_to), g)
     layers = layer_range(cfg, ctx)
     info = attrs.evolve(info, params={**info.params, "layers": [layers.start, layers.stop]})
-    return with_ratio_reached(plan_from_kept(model, ctx, info, groups, kept), ctx, layers)
-
-
-def plan_from_kept(model, ctx, info: PrunerInfo, groups: list[CouplingGroup], kept: Mapping[str, torch.Tensor]) -> PrunePlan:
-    """Slice entries for every member of every group that loses units (coupled axes share the unit set)."""
-    slices: dict[str, dict[str, torch.Tensor]] = {}
-    shapes: dict[str, tuple[int, int]] = {}
-    for group in groups:
-        units = kept[group.name]
-        if units.numel() == group.units:
-            continue
-        for member in group.members:
-            axis = "keep_out" if member.axis == "out" else "keep_in"
-            slices.setdefault(member.module, {})[axis] = group.channels(member, units)
-            shapes[member.module] = tuple(model.get_submodule(member.module).weight.shape)
-    entries = {m: SliceEntry(shape=shapes[m], **axes) for m, axes in slices.items()}
-    return PrunePlan(base=ctx.fingerprint, pruner=info, pattern="structured", entries=entries)
-
-
-def kept_units(plan: PrunePlan, group: CouplingGroup) -> torch.Tensor:
-    """The units of ``group`` that ``plan`` keeps (all of them when the group is not in the plan)."""
-    member = group.members[0]
-    entry = plan.entries.get(member.module)
-    idx = None if entry is None else (entry.keep_out if member.axis == "out" else entry.keep_in)
-    return torch.arange(group.units) if idx is None else group.units_of(member, idx)
-
+    return with_ratio_reached(plan_from_kept(model, ctx, info, groups, kept), ctx, layers, cfg)

@@ -7,8 +7,7 @@ from typing import Mapping
 import torch
 
 from loram_core.plan import PrunePlan
-from loram_core.structured import layer_range
-from loram_plugin_llmpruner.ranking import kept_units
+from loram_core.structured import config_groups, kept_units, layer_range
 
 
 def removal_rows(plan: PrunePlan, cfg, ctx, scores: Mapping[str, torch.Tensor]) -> list[dict]:
@@ -16,8 +15,8 @@ def removal_rows(plan: PrunePlan, cfg, ctx, scores: Mapping[str, torch.Tensor]) 
     rows = []
     for layer in layer_range(cfg, ctx):
         row: dict = {"layer": layer}
-        for group in ctx.arch.groups(ctx.model_config, layer):
-            key = "kv_groups" if group.kind == "attention" else "mlp_channels"
+        for group in config_groups(cfg, ctx, layer):
+            key = "mlp_channels" if group.kind == "mlp" else "query_heads" if group.blocks > 1 else "kv_groups"
             kept = kept_units(plan, group)
             row[key] = [int(kept.numel()), group.units]
             share = None

@@ -14,7 +14,6 @@ import attrs
 from loram_core.configs import parse_layers, ratio_in_unit_interval
 from loram_core.fields import boolean, integer, number
 
-ALL_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 _NM = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
 
 
@@ -29,8 +28,11 @@ def parse_pattern(value) -> str:
     return f"{int(m.group(1))}:{int(m.group(2))}"
 
 
-def parse_modules(value) -> tuple[str, ...]:
-    """``"q_proj,k_proj"`` or a sequence -> a tuple of Linear names inside a decoder layer."""
+def parse_modules(value) -> tuple[str, ...] | None:
+    """``"q_proj,k_proj"`` or a sequence -> a tuple of Linear names inside a decoder layer; None: every
+    Linear the model family's adapter lists (q/k/v/o, gate/up/down for Llama; qkv_proj, gate_up_proj for Phi-3)."""
+    if value is None:
+        return None
     items = value.split(",") if isinstance(value, str) else list(value)
     names = tuple(dict.fromkeys(str(v).strip() for v in items if str(v).strip()))
     if not names:
@@ -46,7 +48,7 @@ class MaskPruneConfig:
     pattern: str = attrs.field(default="unstructured", converter=parse_pattern)
     # [start, end) decoder layers; None = ALL of them (the paper's ▲ ratios count every decoder Linear)
     layers: tuple[int, int] | None = attrs.field(default=None, converter=parse_layers)
-    modules: tuple[str, ...] = attrs.field(default=ALL_PROJECTIONS, converter=parse_modules)
+    modules: tuple[str, ...] | None = attrs.field(default=None, converter=parse_modules)
     # unstructured only: the same number of zeros in every row (otherwise rows may differ, see README)
     per_row: bool = attrs.field(default=False, validator=boolean)
 

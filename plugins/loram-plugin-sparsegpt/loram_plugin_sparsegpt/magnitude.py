@@ -24,7 +24,7 @@ from loram_plugin_sparsegpt.masks import (
 )
 from loram_plugin_sparsegpt.progress import layer_progress, print_layer_table
 from loram_core.layer_stream import decoder_layers
-from loram_plugin_sparsegpt.targets import layer_linears, layer_range, plan_params
+from loram_plugin_sparsegpt.targets import layer_linears, layer_range, plan_params, unsupported, with_modules
 from loram_plugin_sparsegpt.version import __version__
 
 
@@ -47,7 +47,11 @@ class MagnitudeMaskPruner:
     description: str = "smallest |w| per layer (or N:M per group), no data, no update: SparseGPT's baseline"
     streaming: bool = True  # reads one weight at a time from the checkpoint
 
+    def unsupported(self, model_config) -> str | None:
+        return unsupported(model_config)
+
     def plan(self, model, config: MaskPruneConfig, context) -> PrunePlan:
+        config = with_modules(config, context)
         layers = layer_range(config, context)
         ratio = plan_params(config, layers)["ratio"]
         reader = CheckpointReader.open(context.model_path) if context.model_path else None

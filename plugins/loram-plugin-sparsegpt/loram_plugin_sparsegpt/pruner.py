@@ -26,7 +26,7 @@ from loram_plugin_sparsegpt.masks import PackedMasks
 from loram_plugin_sparsegpt.progress import layer_progress, print_layer_table
 from loram_core.layer_stream import stream_layers
 from loram_plugin_sparsegpt.sparsegpt import sparsegpt_prune
-from loram_plugin_sparsegpt.targets import layer_linears, layer_range, plan_params
+from loram_plugin_sparsegpt.targets import layer_linears, layer_range, plan_params, unsupported, with_modules
 from loram_plugin_sparsegpt.version import __version__
 
 
@@ -42,7 +42,11 @@ class SparseGPTPruner:
     description: str = "SparseGPT: OBS reconstruction layer by layer, unstructured or N:M (LoRAM-Unst / -Semi)"
     streaming: bool = True  # the core hands over a meta skeleton; layers are loaded from disk one at a time
 
+    def unsupported(self, model_config) -> str | None:
+        return unsupported(model_config)
+
     def plan(self, model, config: SparseGPTConfig, context) -> PrunePlan:
+        config = with_modules(config, context)
         layers = layer_range(config, context)
         params = plan_params(config, layers)
         if context.calibration is None:

@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import attrs
 from torch import nn
 
 from loram_core.errors import LoramError
 from loram_plugin_sparsegpt.config import MaskPruneConfig
+
+
+def with_modules(cfg: MaskPruneConfig, ctx) -> MaskPruneConfig:
+    """``cfg`` with its modules resolved: as given, or every module the family's coupling groups list."""
+    if cfg.modules is not None:
+        return cfg
+    groups = ctx.arch.groups(ctx.model_config, 0)
+    return attrs.evolve(cfg, modules=tuple(dict.fromkeys(m.module.rsplit(".", 1)[-1] for g in groups for m in g.members)))
+
+
+def unsupported(model_config) -> str | None:
+    """Both pruners stream ``model.layers.N`` and read Linear weights as (out, in): GPT-2 has neither."""
+    if model_config.model_type == "gpt2":
+        return ("its blocks are transformer.h.N with Conv1D weights stored (in, out); use a structured pruner "
+                "(random, magnitude, llmpruner)")
+    return None
 
 
 def layer_range(cfg: MaskPruneConfig, ctx) -> range:
