@@ -59,7 +59,8 @@ def decoder_layers(model) -> nn.ModuleList:
     try:
         layers = model.get_submodule("model.layers")
     except AttributeError:
-        raise LoramError(f"{type(model).__name__} has no 'model.layers'; layer streaming supports Llama-family models") from None
+        raise LoramError(f"{type(model).__name__} ({model.config.model_type}) has no decoder layers at 'model.layers': "
+                         "layer streaming supports the llama and phi3 families") from None
     return layers
 
 

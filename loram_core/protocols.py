@@ -93,7 +93,10 @@ class ArchitectureFamily(Protocol):
     """Which modules of a model family couple, in units of how many channels (``register_architectures``).
 
     ``model_types`` are the ``config.model_type`` values it handles; ``default_layers`` the ``(start, end)``
-    decoder layers pruned when ``--layers`` is not given.
+    decoder layers pruned when ``--layers`` is not given. Optional: ``query_head_groups(config, layer)``
+    (attention groups of single query heads inside KV groups, for ``attention_units=query_heads``) and
+    ``pruned_attributes(config, plan) -> {module: {attribute: value}}`` (what the family's modules read from
+    the config, such as head counts or split sizes, set to the pruned widths on the pruned model).
     """
 
     name: str
@@ -161,7 +164,7 @@ OPTIONAL_MEMBERS: dict[type, dict[str, Any]] = {
     Quantizer: {"bits": None, "describe": None, "quantize_streamed": None, **_EVERY_KIND},
     Aligner: dict(_EVERY_KIND),
     Recoverer: dict(_EVERY_KIND),
-    ArchitectureFamily: dict(_EVERY_KIND),
+    ArchitectureFamily: {"query_head_groups": None, "pruned_attributes": None, **_EVERY_KIND},
     Dataset: dict(_EVERY_KIND),
     ModelAlias: dict(_EVERY_KIND),
     TaskEvaluator: dict(_EVERY_KIND),

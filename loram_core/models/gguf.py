@@ -7,6 +7,7 @@ A marker written last inside the folder records the source file, so a replaced o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -92,8 +93,9 @@ def convert(gguf: Path, out: Path, name: str) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = gguf.resolve()
-    loaded = _read(gguf, lambda: AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, dtype=torch.float32))
+    with _rich_tensor_progress(gguf.name):
+        loaded = _read(gguf, lambda: AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32))
     tokenizer = _read(gguf, lambda: AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name))
     # A model loaded from GGUF refuses save_pretrained ("quantized with gguf"), although its weights are
     # already dequantized fp32: they move into a fresh, unquantized model of the same config. Built on the
@@ -117,6 +119,28 @@ def convert(gguf: Path, out: Path, name: str) -> None:
     model.eval()
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
+
+
+@contextlib.contextmanager
+def _rich_tensor_progress(name: str):
+    """transformers' GGUF reader shows a tqdm bar; loram's bars are rich, on a terminal only (docs/reliability.md)."""
+    import sys
+
+    import transformers.modeling_gguf_pytorch_utils as reader
+    from rich.console import Console
+    from rich.progress import track
+
+    def bar(iterable, desc=None, **_):
+        if not sys.stderr.isatty():
+            return iterable
+        return track(iterable, description=f"converting {name}", console=Console(stderr=True), transient=True)
+
+    original = reader.tqdm
+    reader.tqdm = bar
+    try:
+        yield
+    finally:
+        reader.tqdm = original
 
 
 def _drop_quantization(config) -> None:

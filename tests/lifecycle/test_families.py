@@ -50,3 +50,27 @@ def test_a_family_runs_end_to_end_and_peft_loads_its_adapter(name, tmp_path):
     assert merged.config.model_type == family["model_type"]
     prune = json.loads((run / "stages" / "prune.json").read_text())
     assert prune["params_pruned"] < prune["params_original"] and prune["modules"] > 0
+
+
+@pytest.mark.parametrize("model_type", ["gpt2", "phi3", "gemma2"])
+def test_estimate_counts_every_family_exactly(model_type, tmp_path, capsys):
+    from loram_core.testing.tiny import tiny_llama
+
+    model = tiny_llama(0, model_type=model_type, **({"gqa": False} if model_type == "gpt2" else {}))
+    folder = tmp_path / "model"
+    model.config.save_pretrained(folder)
+    assert main(["estimate", "--model", str(folder), "--pruner", "magnitude", "--ratio", "0.5", "--json"]) == 0
+    params = json.loads(capsys.readouterr().out)["params"]
+    assert params["original"] == sum(p.numel() for p in model.parameters())
+    # the pruned count the estimate gives is what the default layer range really removes
+    from loram_core.arch import adapter_for
+    from loram_core.plan import ModelFingerprint, PrunerInfo
+    from loram_core.plan.apply import apply_plan
+    from loram_core.prune_context import PruneContext
+    from loram_core.structured import StructuredConfig, structured_plan
+
+    ctx = PruneContext(model_config=model.config, arch=adapter_for(model.config),
+                       fingerprint=ModelFingerprint.from_config(model.config))
+    plan = structured_plan(model, StructuredConfig(ratio=0.5), ctx, PrunerInfo("t", "0"), lambda g: torch.rand(g.units))
+    pruned = apply_plan(model, plan)
+    assert params["pruned"] == sum({id(p): p.numel() for p in pruned.parameters()}.values()) < params["original"]

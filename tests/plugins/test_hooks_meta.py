@@ -198,7 +198,7 @@ def test_hook_register_recoverers(registered, tiny, tmp_path):
 
 def test_hook_register_architectures(registered, tmp_path):
     from loram_core.arch import adapter_for
-    from loram_core.builtin.architectures import LlamaFamily
+    from loram_core.builtin.families import LlamaFamily
     from loram_core.errors import LoramError
     from loram_core.testing.conformance import check_pruner_outcome, run_pruner
     from loram_core.testing.conformance.harness import TinyFamily

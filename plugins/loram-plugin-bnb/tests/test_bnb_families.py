@@ -1,0 +1,17 @@
+"""NF4 on GPT-2: refused in one line (bitsandbytes replaces Linear, not Conv1D)."""
+
+
+def test_nf4_refuses_conv1d_models_in_one_line(bnb, tmp_path, capsys):
+    from loram_core.cli.main import main
+    from loram_core.testing.tiny import FAST_FLAGS, save_tiny_model
+
+    model = save_tiny_model(tmp_path / "model", seed=2, model_type="gpt2", gqa=False)
+    data = tmp_path / "data.txt"
+    data.write_text("\n\n".join(f"the king said to the queen of the sea, {i} times." for i in range(200)))
+    run = tmp_path / "run"
+    capsys.readouterr()
+    code = main(["run", "--model", str(model), "--data", str(data), "--pruner", "magnitude", "--ratio", "0.5", "--quantizer", "nf4", "--out", str(run), *FAST_FLAGS])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "Conv1D" in err[0] and "without --quantizer" in err[0]
+    assert not (run / "adapter").exists()
