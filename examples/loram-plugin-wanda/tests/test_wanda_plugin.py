@@ -14,9 +14,12 @@ from loram_plugin_wanda import WandaPruner
 
 def test_wanda_keeps_every_pruner_contract(tmp_path):
     passed = check_pruner(WandaPruner(), workdir=tmp_path)
-    # unstructured at 0.5, the same with --layers 2:6, then 2:4 and 4:8; on MHA, GQA and Qwen2 tiny models
+    # unstructured at 0.5, the same with --layers 2:6, then 2:4 and 4:8; on every tiny family but GPT-2, which
+    # wanda declares unsupported (Conv1D stores weights transposed): one refusal line per case there
     assert len(pruner_cases(WandaPruner())) == 4
-    assert len(passed) == len(FAMILIES) * 4 * len(PRUNER_CHECKS)
+    refused = [line for line in passed if "refused" in line]
+    assert len(refused) == 4 and all(line.startswith("gpt2-mha") for line in refused)
+    assert len(passed) - len(refused) == (len(FAMILIES) - 1) * 4 * len(PRUNER_CHECKS)
 
 
 def tiny_inputs(tmp_path):

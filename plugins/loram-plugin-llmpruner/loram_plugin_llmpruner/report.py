@@ -16,7 +16,7 @@ def removal_rows(plan: PrunePlan, cfg, ctx, scores: Mapping[str, torch.Tensor]) 
     for layer in layer_range(cfg, ctx):
         row: dict = {"layer": layer}
         for group in config_groups(cfg, ctx, layer):
-            key = "mlp_channels" if group.kind == "mlp" else "query_heads" if group.blocks > 1 else "kv_groups"
+            key = "mlp_channels" if group.kind == "mlp" else getattr(cfg, "attention_units", "kv_groups")
             kept = kept_units(plan, group)
             row[key] = [int(kept.numel()), group.units]
             share = None
@@ -35,7 +35,9 @@ def print_removal_table(rows: list[dict], title: str) -> None:
     from rich.table import Table
 
     table = Table(title=title)
-    for column in ("layer", "KV groups kept", "MLP channels kept", "attn importance removed", "MLP importance removed"):
+    units = "query_heads" if rows and "query_heads" in rows[0] else "kv_groups"
+    heads = "query heads kept" if units == "query_heads" else "KV groups kept"
+    for column in ("layer", heads, "MLP channels kept", "attn importance removed", "MLP importance removed"):
         table.add_column(column, justify="right")
 
     def share(value):
@@ -44,7 +46,7 @@ def print_removal_table(rows: list[dict], title: str) -> None:
     for row in rows:
         table.add_row(
             str(row["layer"]),
-            "{}/{}".format(*row["kv_groups"]),
+            "{}/{}".format(*row[units]),
             "{}/{}".format(*row["mlp_channels"]),
             share(row.get("attention_removed_share")),
             share(row.get("mlp_removed_share")),

@@ -36,10 +36,11 @@ def layer_range(cfg: MaskPruneConfig, ctx) -> range:
 
 def layer_linears(layer: nn.Module, prefix: str, cfg: MaskPruneConfig) -> dict[str, nn.Linear]:
     """Full module name -> Linear for the configured module names (``q_proj``, ...) inside ``layer``."""
+    wanted = cfg.modules  # None (not resolved by with_modules): every Linear of the layer
     found = {f"{prefix}.{name}": m for name, m in layer.named_modules()
-             if isinstance(m, nn.Linear) and name.rsplit(".", 1)[-1] in cfg.modules}
+             if isinstance(m, nn.Linear) and (wanted is None or name.rsplit(".", 1)[-1] in wanted)}
     present = {name.rsplit(".", 1)[-1] for name in found}
-    missing = [m for m in cfg.modules if m not in present]
+    missing = [m for m in wanted or () if m not in present]
     if missing:
         have = sorted({n.rsplit(".", 1)[-1] for n, m in layer.named_modules() if isinstance(m, nn.Linear)})
         raise LoramError(f"{prefix} has no Linear named {', '.join(missing)} (it has: {', '.join(have)})")
