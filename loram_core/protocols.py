@@ -96,7 +96,8 @@ class ArchitectureFamily(Protocol):
     decoder layers pruned when ``--layers`` is not given. Optional: ``query_head_groups(config, layer)``
     (attention groups of single query heads inside KV groups, for ``attention_units=query_heads``) and
     ``pruned_attributes(config, plan) -> {module: {attribute: value}}`` (what the family's modules read from
-    the config, such as head counts or split sizes, set to the pruned widths on the pruned model).
+    the config, such as head counts or split sizes, set to the pruned widths on the pruned model) and
+    ``expert_groups(config, layer) -> [ExpertGroup]`` (a mixture of experts' fused 3-D expert parameters).
     """
 
     name: str
@@ -164,7 +165,7 @@ OPTIONAL_MEMBERS: dict[type, dict[str, Any]] = {
     Quantizer: {"bits": None, "describe": None, "quantize_streamed": None, **_EVERY_KIND},
     Aligner: dict(_EVERY_KIND),
     Recoverer: dict(_EVERY_KIND),
-    ArchitectureFamily: {"query_head_groups": None, "pruned_attributes": None, **_EVERY_KIND},
+    ArchitectureFamily: {"query_head_groups": None, "pruned_attributes": None, "expert_groups": None, **_EVERY_KIND},
     Dataset: dict(_EVERY_KIND),
     ModelAlias: dict(_EVERY_KIND),
     TaskEvaluator: dict(_EVERY_KIND),

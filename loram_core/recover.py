@@ -31,12 +31,22 @@ def recover_adapter(
     recoverer,
     *,
     generator: torch.Generator | None = None,
+    parameters: Mapping[str, str] | None = None,
+    parameter_shapes: Mapping[str, tuple[int, ...]] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Return the adapter state for the original model whose Linear shapes are ``shapes`` (module -> (out, in))."""
+    """Return the adapter state for the original model whose Linear shapes are ``shapes`` (module -> (out, in)).
+
+    ``parameters`` maps the key modules of LoRA on 3-D expert parameters (PEFT ``target_parameters``) to
+    their parameters (``recover_experts.wrapped_parameters``), ``parameter_shapes`` gives those parameters'
+    original shapes."""
     sliced_modules = {m for m, e in plan.entries.items() if isinstance(e, SliceEntry)}
     out: dict[str, torch.Tensor] = {}
     for key, tensor in state.items():
         parsed = parse_lora_key(key)
+        if parsed is not None and parameters and parsed[0] in parameters:
+            out[key] = _recover_parameter_factor(parameters[parsed[0]], parsed[1], tensor, plan,
+                                                 parameter_shapes or {}, recoverer, generator)
+            continue
         if parsed is None:
             module = next((m for m in sliced_modules if f".{m}." in f".{key}"), None)
             if module is not None:  # e.g. DoRA magnitudes: shapes follow the pruned module, no rule to recover them
@@ -73,4 +83,21 @@ def _scatter(module, factor, tensor, entry: SliceEntry, shape, recoverer, genera
             raise AdapterError(f"{module}: lora_A has {tensor.shape[1]} columns, the plan keeps {len(cols)}")
         full = recoverer.fill((tensor.shape[0], shape[1]), factor=factor, dtype=tensor.dtype, generator=generator)
         return full.index_copy_(1, cols, tensor)
+    return tensor
+
+
+def _recover_parameter_factor(name, factor, tensor, plan, shapes, recoverer, generator):
+    from loram_core.plan.experts import ExpertEntry
+    from loram_core.recover_experts import recover_expert_factor
+
+    entry = plan.entries.get(name)
+    if isinstance(entry, ExpertEntry):
+        tensor = recover_expert_factor(name, factor, tensor, entry, recoverer, generator)
+    shape = shapes.get(name)
+    if shape is not None and len(shape) == 3:  # the factors of an unpruned (or now recovered) expert stack
+        experts, out, inp = shape
+        rank = tensor.shape[0] // experts if factor == "lora_A" else tensor.shape[1] // experts
+        expected = (experts * rank, inp) if factor == "lora_A" else (out, rank * experts)
+        if tuple(tensor.shape) != expected:
+            raise AdapterError(f"{name}: recovered {factor} has shape {tuple(tensor.shape)}, the original needs {expected}")
     return tensor

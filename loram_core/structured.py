@@ -34,6 +34,10 @@ class StructuredConfig:
     # kv_groups: whole KV groups with their query heads; query_heads: query heads inside every KV group
     # (q rows, o columns; k and v kept), for models with one or few KV heads (docs/plugins.md).
     attention_units: str = attrs.field(default="kv_groups", validator=one_of(ATTENTION_UNITS))
+    # Mixtures of experts: prune every expert's own intermediate channels at ``ratio``; and remove this share
+    # of whole experts per layer, the least chosen by the router on calibration data (arch/experts.py).
+    experts: bool = attrs.field(default=True, validator=boolean)
+    experts_ratio: float = attrs.field(default=0.0, validator=ratio_in_unit_interval)
 
 
 def config_groups(cfg, ctx, layer: int) -> list[CouplingGroup]:
@@ -64,8 +68,12 @@ def structured_plan(
     ctx: PruneContext,
     pruner: PrunerInfo,
     score: Callable[[CouplingGroup], torch.Tensor],
+    expert_score: Callable[[list], dict[str, torch.Tensor]] | None = None,
 ) -> PrunePlan:
-    """Remove ``group.removed(ratio)`` lowest-scoring units of every enabled group in the layer range."""
+    """Remove ``group.removed(ratio)`` lowest-scoring units of every enabled group in the layer range.
+
+    In a mixture of experts, ``score(expert_group)`` gives [experts, channels] scores, and whole experts go by
+    ``expert_score(groups) -> {name: [experts]}`` (default: router usage on calibration data)."""
     layers = layer_range(cfg, ctx)
     # Record the resolved range: "default" means different layers for different models.
     pruner = attrs.evolve(pruner, params={**pruner.params, "layers": [layers.start, layers.stop]})
@@ -82,7 +90,20 @@ def structured_plan(
                 groups.append(group)
                 kept[group.name] = group.keep(score(group), group.units - removed)
             bar.advance(task)
-    return with_ratio_reached(plan_from_kept(model, ctx, pruner, groups, kept), ctx, layers, cfg)
+    plan = plan_from_kept(model, ctx, pruner, groups, kept)
+    experts = [g for layer in layers for g in expert_groups(ctx, layer)]
+    if experts:
+        from loram_core.structured_experts import expert_entries
+
+        entries = {**plan.entries, **expert_entries(model, cfg, ctx, experts, score, expert_score)}
+        plan = attrs.evolve(plan, entries=entries)
+    return with_ratio_reached(plan, ctx, layers, cfg)
+
+
+def expert_groups(ctx, layer: int) -> list:
+    """The layer's expert groups (none for a dense family)."""
+    groups = getattr(ctx.arch, "expert_groups", None)
+    return groups(ctx.model_config, layer) if groups is not None else []
 
 
 def plan_from_kept(model, ctx, info: PrunerInfo, groups: list[CouplingGroup], kept) -> PrunePlan:

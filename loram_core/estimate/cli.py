@@ -138,7 +138,9 @@ def cmd_estimate(args) -> int:
     if args.json:
         print(json.dumps(rows[0] if len(rows) == 1 else rows, indent=2))
     else:
-        console.print(_table(rows, f"{args.model}: {rows[0]['params']['original']:,} parameters; training at batch "
+        params = rows[0]["params"]
+        active = f" ({params['active']:,} active per token)" if params.get("active") else ""
+        console.print(_table(rows, f"{args.model}: {params['original']:,} parameters{active}; training at batch "
                                    f"{args.batch_size} x {args.seq_len} tokens, rank {args.rank}, {args.dtype}"))
         console.print("reduction = original / pruned, a b-bit quantized parameter counting b/16 (the paper's "
                       "formula); mask patterns count their zeros as removed, but hold them in training memory.")

@@ -26,6 +26,7 @@ class ParamEstimate:
     bits: int | None  # bits per quantized weight (None: not quantized)
     pattern: str
     layers: tuple[int, int]
+    active: int | None = None  # mixtures of experts: parameters one token uses in the original
 
     @property
     def effective(self) -> float:
@@ -45,7 +46,8 @@ class ParamEstimate:
         """The ``params`` block of the run report (docs/architecture.md, "The run report"), plus its inputs."""
         return {"original": self.original, "pruned": self.pruned, "reduction_ratio": self.reduction_ratio,
                 "effective": self.effective, "bits": self.bits, "pattern": self.pattern,
-                "layers": list(self.layers), "weights_gib_16bit": self.hbm_gib}
+                "layers": list(self.layers), "weights_gib_16bit": self.hbm_gib,
+                **({"active": self.active} if self.active is not None else {})}
 
 
 def _linear_info(model) -> dict[str, tuple[int, int, bool]]:
@@ -55,11 +57,16 @@ def _linear_info(model) -> dict[str, tuple[int, int, bool]]:
 
 
 def structured_removed(config, arch, ratio: float, layers: range, attention: bool = True, mlp: bool = True,
-                       linears=None, align_to: int = 1) -> int:
+                       linears=None, align_to: int = 1, attention_units: str = "kv_groups", experts: bool = True,
+                       experts_ratio: float = 0.0) -> int:
+    from loram_core.arch import family_groups
+
     linears = linears or _linear_info(meta_model(config))
     removed = 0
     for layer in layers:
-        for group in arch.groups(config, layer):
+        for group in expert_groups(arch, config, layer):
+            removed += expert_removed(config, group, ratio if experts else 0.0, experts_ratio)
+        for group in family_groups(arch, config, layer, attention_units):
             if not {"attention": attention, "mlp": mlp}.get(group.kind, True):
                 continue
             units = group.removed(ratio, align_to)
@@ -68,6 +75,28 @@ def structured_removed(config, arch, ratio: float, layers: range, attention: boo
                 other = inp if member.axis == "out" else out
                 removed += units * member.unit_size * (other + (1 if bias and member.axis == "out" else 0))
     return removed
+
+
+def expert_groups(arch, config, layer: int) -> list:
+    groups = getattr(arch, "expert_groups", None)
+    return groups(config, layer) if groups is not None else []
+
+
+def expert_removed(config, group, ratio: float, experts_ratio: float) -> int:
+    """Parameters a plan removes from one expert group: every kept expert's channels (gate, up rows and down
+    columns of each), whole experts, and the removed experts' router rows."""
+    hidden = config.hidden_size
+    gone = group.removed_experts(experts_ratio)
+    channels = group.removed_channels(ratio) if ratio else 0
+    return (group.experts - gone) * channels * 3 * hidden + gone * (3 * group.channels * hidden + hidden)
+
+
+def active_parameters(config, arch, total: int) -> int | None:
+    """Parameters one token uses: the total less the experts it is not routed to (None: a dense model)."""
+    groups = [g for layer in range(arch.num_layers(config)) for g in expert_groups(arch, config, layer)]
+    if not groups:
+        return None
+    return total - sum((g.experts - g.top_k) * 3 * g.channels * config.hidden_size for g in groups)
 
 
 def masked_removed(config, arch, sparsity: float, layers: range, linears=None) -> int:
@@ -104,10 +133,14 @@ def estimate_params(config, arch, pruner, pruner_config, bits: int | None = None
     if estimate_removed is not None:
         removed = estimate_removed(config, pruner_config, arch)
     elif pattern == "structured":
-        removed = 0 if not ratio else structured_removed(
-            config, arch, ratio, layers, getattr(pruner_config, "attention", True),
-            getattr(pruner_config, "mlp", True), linears, getattr(pruner_config, "align_to", 1))
+        experts_ratio = getattr(pruner_config, "experts_ratio", 0.0)
+        removed = 0 if not (ratio or experts_ratio) else structured_removed(
+            config, arch, ratio or 0.0, layers, getattr(pruner_config, "attention", True),
+            getattr(pruner_config, "mlp", True), linears, getattr(pruner_config, "align_to", 1),
+            getattr(pruner_config, "attention_units", "kv_groups"), getattr(pruner_config, "experts", True),
+            experts_ratio)
     else:
         removed = masked_removed(config, arch, pattern_sparsity(pattern, ratio), layers, linears)
-    return ParamEstimate(original, original - removed, bits, pattern, (layers.start, layers.stop))
+    return ParamEstimate(original, original - removed, bits, pattern, (layers.start, layers.stop),
+                         active_parameters(config, arch, original))
 

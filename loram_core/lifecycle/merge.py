@@ -41,7 +41,7 @@ def lora_deltas(adapter: Path) -> tuple[dict[str, tuple[torch.Tensor, torch.Tens
     return {name: (f["A"], f["B"]) for name, f in factors.items()}, scaling
 
 
-def write_merged(model_path: str, adapter: Path, out: Path, config) -> None:
+def write_merged(model_path: str, adapter: Path, out: Path, config) -> bool:
     """``out`` (a new folder) = the original's weights with the adapter's deltas added, tensor by tensor, in
     the original's files and shard layout (``checkpoint.write_like``: one tensor in memory at a time).
     ``config`` is the original's: its meta skeleton says which weights are stored (in, out) (``Conv1D``)."""
@@ -49,9 +49,22 @@ def write_merged(model_path: str, adapter: Path, out: Path, config) -> None:
     from loram_core.plan.apply import empty_model
     from loram_core.plan.layout import is_transposed
 
+    import json
+
+    from loram_core.recover_experts import wrapped_parameters
+
     deltas, scaling = lora_deltas(adapter)
-    transposed = {f"{n}.weight" for n, m in empty_model(config).named_modules() if is_transposed(m)}
+    skeleton = empty_model(config)
+    transposed = {f"{n}.weight" for n, m in skeleton.named_modules() if is_transposed(m)}
+    # LoRA on 3-D expert parameters: PEFT's key modules name wrappers, not the parameters they adapt
+    targets = json.loads((adapter / CONFIG).read_text()).get("target_parameters")
+    for module, param in wrapped_parameters(skeleton, targets).items():
+        if f"{module}.weight" in deltas:
+            deltas[param] = deltas.pop(f"{module}.weight")
     reader = CheckpointReader.open(model_path)
+    if not reader.holds_parameters_of(skeleton):  # experts in transformers' per-expert format
+        merge_in_memory(model_path, adapter, out)
+        return False
     missing = sorted(set(deltas) - set(reader.names))
     if missing:
         raise AdapterError(f"{adapter} adapts {missing[0]}, which {model_path} does not have")
@@ -61,6 +74,11 @@ def write_merged(model_path: str, adapter: Path, out: Path, config) -> None:
         if name not in deltas:
             return weight
         lora_a, lora_b = deltas[name]
+        if weight.dim() == 3:  # experts: A [(E r), in], B [out, (r E)]; expert e's delta is B[:, :, e] @ A[e]
+            experts = weight.shape[0]
+            a = lora_a.float().reshape(experts, -1, lora_a.shape[1])
+            b = lora_b.float().reshape(lora_b.shape[0], -1, experts)
+            return (weight.float() + torch.einsum("ore,eri->eoi", b, a) * scaling).to(weight.dtype)
         delta = lora_b.float() @ lora_a.float()
         return (weight.float() + (delta.t() if name in transposed else delta) * scaling).to(weight.dtype)
 
@@ -69,6 +87,22 @@ def write_merged(model_path: str, adapter: Path, out: Path, config) -> None:
     for extra in ("config.json", "generation_config.json"):
         if (source / extra).is_file():
             shutil.copyfile(source / extra, out / extra)
+    return True
+
+
+def merge_in_memory(model_path: str, adapter: Path, out: Path) -> None:
+    """PEFT's own merge on the loaded original, saved by transformers in the original's format: for checkpoints
+    whose tensors transformers renames and fuses on load (mixtures of experts saved per expert)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    original = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    stored = original.config.dtype
+    merged = PeftModel.from_pretrained(original, str(adapter)).merge_and_unload()
+    if isinstance(stored, torch.dtype) and stored != torch.float32:
+        merged = merged.to(stored)
+    out.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(out, safe_serialization=True)
 
 
 def run_merge(run: RunDir, res: Resources) -> dict:
@@ -81,6 +115,6 @@ def run_merge(run: RunDir, res: Resources) -> dict:
         return done
     run.readable(run.adapter / WEIGHTS, "recover")
     with atomic_dir(run.merged) as tmp:
-        write_merged(res.model_path, run.adapter, Path(tmp), res.config)
+        streamed = write_merged(res.model_path, run.adapter, Path(tmp), res.config)
         res.tokenizer.save_pretrained(tmp)
-    return run.finish("merge", key, {"path": str(run.merged), "streamed": True})
+    return run.finish("merge", key, {"path": str(run.merged), "streamed": streamed})

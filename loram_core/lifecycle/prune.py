@@ -61,11 +61,15 @@ def run_prune(run: RunDir, res: Resources, console=None) -> dict:
     refusal = pruner_refusal(pruner, res.config)
     if refusal:
         raise LoramError(refusal)
-    # A streaming pruner gets the original on the meta device and loads what it needs layer by layer.
+    # A streaming pruner gets the original on the meta device and loads what it needs layer by layer, when
+    # the checkpoint stores every parameter under its own name (checkpoint.holds_parameters_of).
     streaming = bool(optional_member(pruner, Pruner, "streaming"))
     fingerprint = ModelFingerprint.from_config(res.config, name_or_path=s.model)
+    skeleton = empty_model(res.config) if streaming else None
+    if streaming and not CheckpointReader.open(res.model_path).holds_parameters_of(skeleton):
+        streaming = False
     if streaming:
-        model = empty_model(res.config)
+        model = skeleton
         original_bytes = fingerprint.num_parameters * 4  # fp32, as the in-memory path loads it
     else:
         model = res.original_model()

@@ -64,7 +64,7 @@ def stream_pruned_weights(reader: CheckpointReader, plan: PrunePlan, skeleton, f
         module, _, param = name.rpartition(".")
         # in the checkpoint's dtype: a copy loses nothing, and a bf16 original's pruned shards are half fp32's
         tensor = reader.get(name, dtype=None).clone()  # a copy: a view would keep its shard mapped
-        entry = plan.entries.get(module)
+        entry = plan.entries.get(module) or plan.entries.get(name)  # an ExpertEntry is keyed by its parameter
         if entry is not None:
             replacement = replacements.get(module) if (replacements is not None and param == "weight") else None
             if replacement is not None:  # a pruner computed it in fp32: kept so, not rounded to the checkpoint's

@@ -18,6 +18,18 @@ from loram_core.plan.serialize import load_plan, plan_hash
 from loram_core.recover import recover_adapter
 
 
+def expert_parameters(config, target_parameters) -> tuple[dict[str, str], dict[str, tuple[int, ...]]]:
+    """PEFT's key modules for LoRA on 3-D parameters of the original, and those parameters' shapes."""
+    if not target_parameters:
+        return {}, {}
+    from loram_core.plan.fingerprint import meta_model
+    from loram_core.recover_experts import wrapped_parameters
+
+    model = meta_model(config)
+    shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
+    parameters = wrapped_parameters(model, target_parameters)
+    return parameters, {p: shapes[p] for p in parameters.values()}
+
 
 def run_recover(run: RunDir, res: Resources) -> dict:
     s = res.settings
@@ -33,8 +45,10 @@ def run_recover(run: RunDir, res: Resources) -> dict:
     plan = load_plan(run.plan)
     state = load_file(source)
     generator = torch.Generator().manual_seed(s.seed)
-    recovered = recover_adapter(state, plan, linear_shapes(res.config), recoverer, generator=generator)
     config = json.loads((run.adapter_pruned / CONFIG).read_text())
+    parameters, parameter_shapes = expert_parameters(res.config, config.get("target_parameters"))
+    recovered = recover_adapter(state, plan, linear_shapes(res.config), recoverer, generator=generator,
+                                parameters=parameters, parameter_shapes=parameter_shapes)
     config["base_model_name_or_path"] = res.base_name_or_path  # the ORIGINAL model, so stock PEFT loading finds it
     sidecar = {
         "loram_version": __version__,

@@ -90,7 +90,11 @@ def check_overwrite(run: RunDir, settings: RunSettings, stages: Iterable[str], o
 
 
 def check_rank_fits(settings: RunSettings, config) -> None:
-    """A LoRA rank above the narrowest targeted layer's width is no low-rank adapter (and a huge one)."""
+    """A LoRA rank above the narrowest targeted layer's width is no low-rank adapter (and a huge one); and
+    PEFT's LoRA on parameters (``target_parameters``) has no dropout."""
+    if settings.target_parameters and settings.dropout:
+        raise LoramError(f"--target-parameters: PEFT's LoRA on parameters has no dropout; pass --dropout 0 "
+                         f"(got {settings.dropout})")
     from loram_core.plan.fingerprint import linear_shapes
     from loram_core.train.targets import target_leaves
 

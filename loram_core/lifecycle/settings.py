@@ -106,6 +106,9 @@ class RunSettings:
     dropout: float = setting(0.05, kind="float", validator=number(0.0, 1.0), group=TRAINING, help="LoRA dropout")
     target_modules: tuple[str, ...] = setting(PROJECTIONS, kind="names", validator=names, group=TRAINING,
                                               help="comma-separated LoRA targets, or all-linear")
+    target_parameters: tuple[str, ...] = setting((), kind="names", validator=optional_names, group=TRAINING,
+                                                 help="3-D parameters LoRA adapts too (PEFT target_parameters), "
+                                                      "e.g. experts.gate_up_proj,experts.down_proj")
     warmup_steps: int = setting(10, validator=integer(0), group=TRAINING, help="linear warm-up steps")
     schedule: str = setting("cosine", choices=("cosine", "linear", "constant"), group=TRAINING, help="learning-rate schedule")
     weight_decay: float = setting(0.0, kind="float", validator=number(0.0), group=TRAINING, help="AdamW weight decay")
@@ -177,7 +180,8 @@ DATA_FIELDS = ("data", *(f.name for f in attrs.fields(RunSettings) if f.metadata
 # The training loop's settings: a derived view of the fields above, so defaults, validators and help are
 # RunSettings' own (the CLI, recipes, run.json and the loop cannot disagree).
 TRAIN_FIELDS = (
-    "steps", "batch_size", "seq_len", "lr", "rank", "alpha", "dropout", "target_modules", "warmup_steps",
+    "steps", "batch_size", "seq_len", "lr", "rank", "alpha", "dropout", "target_modules", "target_parameters",
+    "warmup_steps",
     "weight_decay", "schedule", "seed", "checkpoint_every", "grad_accum", "max_grad_norm",
     "gradient_checkpointing", "loss_chunk",
 )

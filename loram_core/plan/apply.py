@@ -8,6 +8,7 @@ from torch import nn
 from loram_core.errors import PlanError
 from loram_core.plan import layout
 from loram_core.plan.entries import MaskEntry, SliceEntry
+from loram_core.plan.experts import ExpertEntry
 from loram_core.plan.plan import PrunePlan
 
 
@@ -36,6 +37,8 @@ def pruned_tensor(module: str, param: str, tensor: torch.Tensor, entry, replacem
     ``replacement`` is a pruner's reconstructed weight (see plan/weight_store.py), (out, in) like the entry,
     which still applies. ``transposed``: the weight is stored (in, out), as ``Conv1D`` stores it.
     """
+    if isinstance(entry, ExpertEntry):
+        return entry.apply(tensor)
     if param == "weight" and transposed:
         return pruned_tensor(module, param, tensor.t(), entry, replacement).t().contiguous()
     if param == "weight":
@@ -60,6 +63,9 @@ def apply_plan(model, plan: PrunePlan, replacements=None):
     ``replacements`` (a WeightStore or None) supplies reconstructed weights for some modules.
     """
     for module, entry in plan.entries.items():
+        if isinstance(entry, ExpertEntry):
+            _set_parameter(model, module, entry.apply(_parameter(model, module).detach()))
+            continue
         linear = _prunable(model, module)
         if layout.out_in_shape(linear) != tuple(entry.shape):
             raise PlanError(f"{module}: plan expects weight shape {tuple(entry.shape)}, model has {layout.out_in_shape(linear)}")
@@ -82,7 +88,7 @@ def fit_pruned(model, plan: PrunePlan) -> None:
     pruned widths (the adapter's optional ``pruned_attributes``; docs/plugins.md, "register_architectures")."""
     from loram_core.arch import adapter_for
 
-    if not any(isinstance(e, SliceEntry) for e in plan.entries.values()):
+    if not plan.structured:
         return  # masks keep every shape
     attributes = getattr(adapter_for(model.config), "pruned_attributes", None)
     if attributes is None:
@@ -110,8 +116,27 @@ def pruned_skeleton(config, plan: PrunePlan, dtype=torch.float32):
         if isinstance(entry, SliceEntry):
             linear = _prunable(model, module)
             model.set_submodule(module, layout.resized(linear, entry.pruned_shape, device="meta"))
+        elif isinstance(entry, ExpertEntry):
+            param = _parameter(model, module)
+            _set_parameter(model, module, torch.empty(entry.pruned_shape, dtype=param.dtype, device="meta"))
     fit_pruned(model, plan)
     return model
+
+
+def _parameter(model, name: str) -> nn.Parameter:
+    owner, _, attr = name.rpartition(".")
+    try:
+        param = getattr(model.get_submodule(owner), attr)
+    except AttributeError:
+        raise PlanError(f"plan names parameter '{name}', which this model does not have") from None
+    if not isinstance(param, nn.Parameter):
+        raise PlanError(f"{name}: expected a parameter, found {type(param).__name__}")
+    return param
+
+
+def _set_parameter(model, name: str, tensor: torch.Tensor) -> None:
+    owner, _, attr = name.rpartition(".")
+    setattr(model.get_submodule(owner), attr, nn.Parameter(tensor))
 
 
 def materialize_pruned(config, plan: PrunePlan, state_dict: dict[str, torch.Tensor], dtype=torch.float32):

@@ -25,19 +25,28 @@ def _shape(value) -> tuple[int, ...]:
     return shape
 
 
-def _index(value, dims: int) -> torch.Tensor | None:
+def _experts(value) -> torch.Tensor | None:
+    return None if value is None else torch.as_tensor(value, dtype=torch.int64).flatten()
+
+
+def _rows(value):
+    """[experts, k] indices; rows of unequal length stay a tuple, which ``check`` rejects (not rectangular)."""
     if value is None:
         return None
-    tensor = torch.as_tensor(value, dtype=torch.int64)
-    return tensor.flatten() if dims == 1 else tensor.reshape(tensor.shape[0], -1) if tensor.dim() else tensor
+    if isinstance(value, torch.Tensor):
+        return value.to(torch.int64).reshape(value.shape[0], -1) if value.dim() else value.to(torch.int64)
+    rows = tuple(torch.as_tensor(r, dtype=torch.int64).flatten() for r in value)
+    if len({r.numel() for r in rows}) > 1:
+        return rows
+    return torch.stack(rows) if rows else torch.empty(0, 0, dtype=torch.int64)
 
 
 @attrs.frozen(eq=False)
 class ExpertEntry:
     shape: tuple[int, ...] = attrs.field(converter=_shape)
-    keep_experts: torch.Tensor | None = attrs.field(default=None, converter=lambda v: _index(v, 1))
-    keep_out: torch.Tensor | None = attrs.field(default=None, converter=lambda v: _index(v, 2))
-    keep_in: torch.Tensor | None = attrs.field(default=None, converter=lambda v: _index(v, 2))
+    keep_experts: torch.Tensor | None = attrs.field(default=None, converter=_experts)
+    keep_out: torch.Tensor | None = attrs.field(default=None, converter=_rows)
+    keep_in: torch.Tensor | None = attrs.field(default=None, converter=_rows)
     kind = "experts"
 
     @property
@@ -61,6 +70,10 @@ class ExpertEntry:
                 continue
             if len(self.shape) != 3:
                 raise PlanError(f"{name}: {axis} needs an (experts, out, in) parameter, this one is {self.shape}")
+            if isinstance(idx, tuple):
+                counts = sorted({r.numel() for r in idx})
+                raise PlanError(f"{name}: {axis}: experts keep {', '.join(map(str, counts))} channels; every expert "
+                                "must keep the same number (the tensor stays rectangular)")
             if idx.dim() != 2 or idx.shape[0] != self.experts:
                 raise PlanError(f"{name}: {axis} must hold one row of indices per kept expert ({self.experts}), "
                                 f"found shape {tuple(idx.shape)}: every expert keeps the same number (rectangular)")

@@ -7,6 +7,7 @@ from typing import Any, Mapping
 import attrs
 
 from loram_core.plan.entries import MaskEntry, SliceEntry, check_pattern
+from loram_core.plan.experts import ExpertEntry
 from loram_core.plan.fingerprint import ModelFingerprint
 
 SCHEMA_VERSION = 1
@@ -28,7 +29,8 @@ class PrunePlan:
     base: ModelFingerprint
     pruner: PrunerInfo
     pattern: str = attrs.field(converter=check_pattern)
-    entries: Mapping[str, SliceEntry | MaskEntry] = attrs.field(converter=_entries)
+    # keyed by module name; an ExpertEntry by the full name of its 3-D parameter (plan/experts.py)
+    entries: Mapping[str, SliceEntry | MaskEntry | ExpertEntry] = attrs.field(converter=_entries)
     schema: int = SCHEMA_VERSION
 
     def __attrs_post_init__(self):
@@ -37,7 +39,7 @@ class PrunePlan:
 
     @property
     def structured(self) -> bool:
-        return any(isinstance(e, SliceEntry) for e in self.entries.values())
+        return any(isinstance(e, (SliceEntry, ExpertEntry)) for e in self.entries.values())
 
     def equals(self, other: PrunePlan) -> bool:
         return (
@@ -52,6 +54,9 @@ class PrunePlan:
         """Weights removed per module: sliced rows/cols, or masked zeros (the paper's theoretical count)."""
         removed = {}
         for module, entry in self.entries.items():
+            if isinstance(entry, ExpertEntry):
+                removed[module] = _numel(entry.shape) - _numel(entry.pruned_shape)
+                continue
             out, inp = shapes[module]
             if isinstance(entry, MaskEntry):
                 removed[module] = out * inp - entry.kept
@@ -59,3 +64,10 @@ class PrunePlan:
                 p_out, p_in = entry.pruned_shape
                 removed[module] = out * inp - p_out * p_in
         return removed
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n

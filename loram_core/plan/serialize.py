@@ -14,10 +14,12 @@ from safetensors.torch import save as save_safetensors
 from loram_core.atomic import write_bytes
 from loram_core.errors import PlanError
 from loram_core.plan.entries import MaskEntry, SliceEntry
+from loram_core.plan.experts import ExpertEntry
 from loram_core.plan.fingerprint import ModelFingerprint
 from loram_core.plan.plan import SCHEMA_VERSION, PrunePlan, PrunerInfo
 
 PLAN_JSON, PLAN_TENSORS = "plan.json", "plan.safetensors"
+EXPERT_AXES = ("keep_experts", "keep_out", "keep_in")
 _BITS = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8)
 
 
@@ -46,6 +48,13 @@ def plan_to_bytes(plan: PrunePlan) -> tuple[bytes, bytes]:
                     # a copy: entries may share one index tensor (gate/up), and safetensors refuses shared storage
                     tensors[f"{module}.{axis}"] = idx.clone()
                     meta[axis] = len(idx)
+        elif isinstance(entry, ExpertEntry):
+            meta = {"kind": "experts", "shape": list(entry.shape)}
+            for axis in EXPERT_AXES:
+                idx = getattr(entry, axis)
+                if idx is not None:
+                    tensors[f"{module}.{axis}"] = idx.clone()
+                    meta[axis] = list(idx.shape)
         else:
             meta = {"kind": "mask", "shape": list(entry.shape), "pattern": entry.pattern, "kept": entry.kept}
             tensors[f"{module}.mask"] = pack_bits(entry.mask)
@@ -92,6 +101,12 @@ def plan_from_bytes(doc_bytes: bytes, tensor_bytes: bytes, source: str = "plan")
                     if idx.dtype != torch.int64 or idx.numel() != meta[axis]:
                         raise PlanError(f"{source}: {module}.{axis} does not match plan.json")
                 entries[module] = SliceEntry(shape=meta["shape"], **keep)
+            elif meta["kind"] == "experts":
+                keep = {a: tensors[f"{module}.{a}"] for a in EXPERT_AXES if a in meta}
+                for axis, idx in keep.items():
+                    if idx.dtype != torch.int64 or list(idx.shape) != meta[axis]:
+                        raise PlanError(f"{source}: {module}.{axis} does not match plan.json")
+                entries[module] = ExpertEntry(shape=meta["shape"], **keep)
             elif meta["kind"] == "mask":
                 mask = unpack_bits(tensors[f"{module}.mask"], meta["shape"])
                 entries[module] = MaskEntry(mask=mask, pattern=meta["pattern"])

@@ -7,6 +7,8 @@ import torch
 from loram_core.arch import adapter_for, family_groups
 from loram_core.errors import PlanError
 from loram_core.plan.entries import SliceEntry
+from loram_core.plan.experts import ExpertEntry
+from loram_core.plan.validate_experts import check_expert_entries
 from loram_core.plan.fingerprint import ModelFingerprint, linear_shapes
 from loram_core.plan.plan import PrunePlan
 
@@ -26,13 +28,18 @@ def validate_plan(plan: PrunePlan, config, *, check_fingerprint: bool = True) ->
                 f"not this model (config {here.config_hash}, {here.num_parameters:,} params)"
             )
     shapes = linear_shapes(config)
+    experts = {n: e for n, e in plan.entries.items() if isinstance(e, ExpertEntry)}
     for module, entry in plan.entries.items():
+        if module in experts:
+            continue
         if module not in shapes:
             raise PlanError(f"plan names module '{module}', which this model does not have")
         if tuple(entry.shape) != tuple(shapes[module]):
             raise PlanError(f"{module}: plan expects weight shape {tuple(entry.shape)}, model has {shapes[module]}")
 
     adapter = adapter_for(config)
+    if experts:
+        check_expert_entries(plan, config, adapter, experts)
     query_heads = getattr(adapter, "query_head_groups", None) is not None
     prunable: set[tuple[str, str]] = set()
     for layer in range(adapter.num_layers(config)):

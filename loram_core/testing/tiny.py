@@ -28,6 +28,12 @@ def tiny_llama_config(*, gqa: bool = True, layers: int = 8, model_type: str = "l
         values.pop("attention_bias")
     if model_type == "phi3":  # its defaults name token ids of Phi-3's 32k vocabulary
         values.update(pad_token_id=2, bos_token_id=1, eos_token_id=1)
+    if model_type in ("mixtral", "qwen3_moe", "olmoe"):  # 4 experts, 2 per token
+        experts = "num_local_experts" if model_type == "mixtral" else "num_experts"
+        values = {experts: 4, "num_experts_per_tok": 2, "pad_token_id": 2, "bos_token_id": 1, "eos_token_id": 1,
+                  **({"moe_intermediate_size": values["intermediate_size"]} if model_type == "qwen3_moe" else {}),
+                  **values}
+        values.pop("attention_bias", None)
     if model_type == "gpt2":  # GPT-2's own names; multi-head attention, head width hidden / heads
         for key in ("num_key_value_heads", "head_dim", "attention_bias"):
             values.pop(key, None)

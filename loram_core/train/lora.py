@@ -18,6 +18,7 @@ def lora_config(cfg: TrainConfig, targets: tuple[str, ...] | None = None, fan_in
         lora_alpha=cfg.alpha,
         lora_dropout=cfg.dropout,
         target_modules=list(targets or cfg.target_modules),
+        target_parameters=list(cfg.target_parameters) or None,
         fan_in_fan_out=fan_in_fan_out,
         bias="none",
         task_type="CAUSAL_LM",
@@ -42,6 +43,10 @@ def attach_lora(model: torch.nn.Module, cfg: TrainConfig):
     missing = [m for m in targets if m not in names]
     if missing:
         raise LoramError(f"train config: target_modules {missing} not found in the model")
+    params = [name for name, _ in model.named_parameters()]
+    absent = [t for t in cfg.target_parameters if not any(n == t or n.endswith(f".{t}") for n in params)]
+    if absent:
+        raise LoramError(f"train config: target_parameters {absent} not found in the model")
     targeted = [m for name, m in model.named_modules() if name.rsplit(".", 1)[-1] in targets]
     transposed = {is_transposed(m) for m in targeted if hasattr(m, "weight")}
     if len(transposed) > 1:

@@ -129,6 +129,7 @@ def pruner_config(pruner, options: Mapping[str, Any]):
 def run_pruner(pruner, fam: TinyFamily, options: Mapping[str, Any], workdir: Path, *, seed: int = 0) -> PruneOutcome:
     """Call ``pruner.plan`` the way the prune stage does; return the plan unvalidated (checks come after)."""
     from loram_core.arch import adapter_for
+    from loram_core.checkpoint import CheckpointReader
     from loram_core.models.loading import load_config, load_tokenizer
     from loram_core.plan import ModelFingerprint
     from loram_core.plan.apply import empty_model
@@ -146,6 +147,8 @@ def run_pruner(pruner, fam: TinyFamily, options: Mapping[str, Any], workdir: Pat
     if refusal:  # declared up front, as the prune stage refuses it: no check applies to this family
         raise PrunerRefused(refusal)
     streaming = bool(optional_member(pruner, Pruner, "streaming"))
+    if streaming and not CheckpointReader.open(path).holds_parameters_of(empty_model(config)):
+        streaming = False  # as the prune stage: experts saved per expert are read through from_pretrained
     model = empty_model(config) if streaming else original_model(path)
     before = None if streaming else {k: v.clone() for k, v in model.state_dict().items()}
     store = WeightStore(Path(tempfile.mkdtemp(prefix="weights-", dir=workdir)))

@@ -62,6 +62,10 @@ def _check_model(model: nn.Module) -> None:
         raise LoramError("quantize the base model before attaching LoRA, not a PeftModel")
     if any(isinstance(m, (bnb.nn.Linear4bit, bnb.nn.Linear8bitLt)) for m in model.modules()):
         raise LoramError("the model is already quantized")
+    experts = next((name for name, p in model.named_parameters() if p.dim() == 3), None)
+    if experts is not None:  # would stay fp32 while the report counted the model as quantized
+        raise LoramError(f"{model.config.model_type}: its experts are 3-D parameters ({experts}), which bitsandbytes' "
+                         "Linear4bit / Linear8bitLt do not replace; train without --quantizer")
     conv = next((name for name, m in model.named_modules() if type(m).__name__ == "Conv1D"), None)
     if conv is not None:  # would stay fp32 while the report counted it as quantized
         raise LoramError(f"{model.config.model_type} models keep their projections in transformers' Conv1D ({conv}), "

@@ -37,6 +37,15 @@ class LLMPruner:
     pattern: str = "structured"
     description: str = "LLM-Pruner: Taylor / norm importance of whole KV groups and MLP channels (LoRAM-Stru)"
 
+    def unsupported(self, model_config) -> str | None:
+        """Its Taylor scores come from gradients of Linear weights; a mixture's experts are 3-D parameters."""
+        from loram_core.arch import adapter_for
+
+        if getattr(adapter_for(model_config), "expert_groups", None) is not None:
+            return ("Taylor importance of fused 3-D expert parameters is not implemented; use random or magnitude, "
+                    "which prune every expert's channels and, with experts_ratio, whole experts by router usage")
+        return None
+
     def plan(self, model, config: LLMPrunerConfig, context) -> PrunePlan:
         groups = groups_to_prune(config, context)
         params = {
