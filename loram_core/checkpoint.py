@@ -92,9 +92,9 @@ class CheckpointReader:
         """Whether every parameter of ``skeleton`` is stored under its own name (a tied head aside). Mixtures
         of experts saved in transformers' original per-expert format are not: transformers fuses their
         experts when it loads them, so loram reads such a checkpoint through ``from_pretrained`` instead."""
-        head = skeleton.get_output_embeddings()
-        tied = {id(head.weight)} if head is not None and head.weight is skeleton.get_input_embeddings().weight else set()
-        return all(name in self.files for name, p in skeleton.named_parameters() if id(p) not in tied)
+        tied = bool(getattr(skeleton.config, "tie_word_embeddings", False))
+        names = {name for name, _ in skeleton.named_parameters(remove_duplicate=False)}
+        return all(name in self.files for name in names if not (tied and name == "lm_head.weight"))
 
     def get_many(self, names: Iterable[str], dtype: torch.dtype | None = torch.float32) -> dict[str, torch.Tensor]:
         by_file: dict[Path, list[str]] = {}

@@ -123,3 +123,21 @@ def test_gpt2_plans_speak_out_in_although_conv1d_stores_in_out():
     assert isinstance(c_attn, SliceEntry) and c_attn.shape == (192, 64)  # Conv1D weight is [64, 192]
     assert tuple(model.transformer.h[2].attn.c_attn.weight.shape) == (64, 192)
     assert c_attn.keep_out.numel() == 3 * 32 and plan.entries["transformer.h.2.mlp.c_proj"].shape == (64, 96)
+
+
+@pytest.mark.parametrize(("model_type", "units"), CASES, ids=[f"{t}-{u}" for t, u in CASES])
+def test_streamed_pruning_writes_what_in_memory_pruning_gives(model_type, units, tmp_path):
+    from loram_core.checkpoint import CheckpointReader
+    from loram_core.lifecycle.pruned_folder import stream_pruned_weights
+    from loram_core.plan.apply import empty_model
+    from loram_core.checkpoint import load_weights
+
+    model = tiny_llama(3, model_type=model_type, **FAMILIES[model_type])
+    model.save_pretrained(tmp_path / "model")
+    plan, _, _ = _plan(model, units)
+    (tmp_path / "pruned").mkdir()
+    stream_pruned_weights(CheckpointReader.open(tmp_path / "model"), plan, empty_model(model.config), tmp_path / "pruned")
+    streamed = load_weights(tmp_path / "pruned")
+    in_memory = pruned_state_dict(apply_plan(copy.deepcopy(model), plan))
+    assert set(streamed) == set(in_memory)
+    assert all(torch.equal(streamed[k], in_memory[k]) for k in in_memory)
