@@ -97,7 +97,9 @@ class ArchitectureFamily(Protocol):
     (attention groups of single query heads inside KV groups, for ``attention_units=query_heads``) and
     ``pruned_attributes(config, plan) -> {module: {attribute: value}}`` (what the family's modules read from
     the config, such as head counts or split sizes, set to the pruned widths on the pruned model) and
-    ``expert_groups(config, layer) -> [ExpertGroup]`` (a mixture of experts' fused 3-D expert parameters).
+    ``expert_groups(config, layer) -> [ExpertGroup]`` (a mixture of experts' fused 3-D expert parameters) and
+    ``tiny_config()`` (a tiny random config of the family, vocabulary <= 128: the conformance suite checks
+    every installed family's tiny model).
     """
 
     name: str
@@ -165,7 +167,8 @@ OPTIONAL_MEMBERS: dict[type, dict[str, Any]] = {
     Quantizer: {"bits": None, "describe": None, "quantize_streamed": None, **_EVERY_KIND},
     Aligner: dict(_EVERY_KIND),
     Recoverer: dict(_EVERY_KIND),
-    ArchitectureFamily: {"query_head_groups": None, "pruned_attributes": None, "expert_groups": None, **_EVERY_KIND},
+    ArchitectureFamily: {"query_head_groups": None, "pruned_attributes": None, "expert_groups": None,
+                         "tiny_config": None, **_EVERY_KIND},
     Dataset: dict(_EVERY_KIND),
     ModelAlias: dict(_EVERY_KIND),
     TaskEvaluator: dict(_EVERY_KIND),

@@ -223,6 +223,34 @@ def test_hook_register_architectures(registered, tmp_path):
         check_pruner_outcome(outcome, check, tmp_path)
 
 
+def test_the_suite_checks_a_third_party_family_on_its_own_tiny_model(registered, tmp_path):
+    from loram_core.builtin.families import LlamaFamily
+    from loram_core.testing.conformance import check_pruner_outcome, run_pruner
+    from loram_core.testing.conformance.harness import family, installed_families
+    from loram_core.testing.tiny import tiny_llama_config
+
+    @attrs.frozen
+    class OlmoFamily(LlamaFamily):
+        name: str = "olmo"
+        model_types: tuple = ("olmo",)
+
+        def tiny_config(self):
+            return tiny_llama_config(model_type="olmo")
+
+    class Plugin:
+        @hookimpl
+        def register_architectures(self, register):
+            register(OlmoFamily())
+
+    assert "olmo-tiny" not in [f.name for f in installed_families()]
+    registered(Plugin())
+    assert "olmo-tiny" in [f.name for f in installed_families()]  # what `pytest --loram-plugin P` runs on
+    outcome = run_pruner(registry.get("pruner", "magnitude"), family("olmo-tiny"), {"ratio": 0.5}, tmp_path)
+    assert outcome.config.model_type == "olmo"
+    for check in ("validates", "runs", "ratio", "recovery"):
+        check_pruner_outcome(outcome, check, tmp_path)
+
+
 def test_hook_register_datasets(registered, tiny, tmp_path):
     from loram_core.data import load_dataset
 

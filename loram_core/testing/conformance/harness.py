@@ -31,18 +31,27 @@ class TinyFamily:
 
     name: str
     options: Mapping[str, Any] = attrs.field(converter=dict)
+    # a third party's family: its ``tiny_config()`` (the options then go unused)
+    factory: Any = attrs.field(default=None, eq=False)
 
     def config(self):
         from loram_core.testing.tiny import tiny_llama_config
 
-        return tiny_llama_config(**self.options)
+        return self.factory() if self.factory is not None else tiny_llama_config(**self.options)
 
     def save(self, folder: Path) -> Path:
-        from loram_core.testing.tiny import save_tiny_model
+        from loram_core.testing.tiny import save_tiny_model, tiny_tokenizer
 
         path = Path(folder) / self.name
         if not (path / "config.json").is_file():
-            save_tiny_model(path, seed=0, **self.options)
+            if self.factory is None:
+                save_tiny_model(path, seed=0, **self.options)
+            else:
+                from transformers import AutoModelForCausalLM
+
+                torch.manual_seed(0)
+                AutoModelForCausalLM.from_config(self.factory(), dtype=torch.float32).save_pretrained(path)
+                tiny_tokenizer().save_pretrained(path)
         return path
 
 
@@ -64,13 +73,24 @@ FAMILIES = (
 )
 
 
+def installed_families() -> list[TinyFamily]:
+    """``FAMILIES`` and, for every registered family whose model types they do not cover, its own tiny model
+    (``ArchitectureFamily.tiny_config()``, docs/plugins.md): a third party's family is checked like the built-ins."""
+    from loram_core.registry import collect
+
+    covered = {f.config().model_type for f in FAMILIES}
+    extra = [TinyFamily(f"{r.obj.name}-tiny", {}, factory=r.obj.tiny_config) for r in collect("architecture").values()
+             if getattr(r.obj, "tiny_config", None) is not None and not covered & set(r.obj.model_types)]
+    return [*FAMILIES, *extra]
+
+
 def family(name: str) -> TinyFamily:
     from loram_core.errors import LoramError
 
-    for f in FAMILIES:
+    for f in installed_families():
         if f.name == name:
             return f
-    raise LoramError(f"unknown tiny model family '{name}' (known: {', '.join(f.name for f in FAMILIES)})")
+    raise LoramError(f"unknown tiny model family '{name}' (known: {', '.join(f.name for f in installed_families())})")
 
 
 class TinyCalibration:

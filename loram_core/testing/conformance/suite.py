@@ -10,7 +10,7 @@ import pytest
 
 from loram_core.testing.conformance import PRUNER_CHECKS, check_pruner_outcome, pruner_cases, run_pruner
 from loram_core.testing.conformance.cases import case_fits
-from loram_core.testing.conformance.harness import FAMILIES, PrunerRefused, family
+from loram_core.testing.conformance.harness import PrunerRefused, family, installed_families
 from loram_core.testing.conformance.evaluator_checks import check_evaluator
 from loram_core.testing.conformance.stage_checks import check_aligner, check_quantizer, check_recoverer
 
@@ -21,7 +21,7 @@ def pytest_generate_tests(metafunc):
     from loram_core.testing.pytest_plugin import TARGETS
 
     targets = metafunc.config.stash.get(TARGETS, [])
-    families = [family(name) for name in metafunc.config.getoption("loram_family")] or list(FAMILIES)
+    families = [family(name) for name in metafunc.config.getoption("loram_family")] or installed_families()
     kinds = {"pruner_case": "pruner", "quantizer": "quantizer", "aligner": "aligner", "recoverer": "recoverer",
              "evaluator": "evaluator"}
     for fixture, kind in kinds.items():
