@@ -79,11 +79,27 @@ FAST_FLAGS = ("--steps", "6", "--batch-size", "2", "--seq-len", "32", "--eval-se
               "--checkpoint-every", "3", "--no-progress")
 
 
-def write_tiny_inputs(root: str | Path) -> tuple[Path, Path]:
-    """A tiny GQA model folder and a small repetitive text under ``root``: (model folder, data file)."""
+def write_tiny_inputs(root: str | Path, **model_options) -> tuple[Path, Path]:
+    """A tiny model folder (GQA Llama unless ``model_options`` say otherwise, e.g. ``model_type="gpt2"``) and a
+    small repetitive text under ``root``: (model folder, data file)."""
     root = Path(root)
-    model = save_tiny_model(root / "model", gqa=True)
+    model = save_tiny_model(root / "model", **{"gqa": True, **model_options})
     lines = [f"{w} said the {v} to the {w} of {v}." for w in ("king", "queen", "duke") for v in ("night", "sea", "crown")]
     data = root / "data.txt"
     data.write_text("\n\n".join(" ".join(lines[(i + j) % 9] for j in range(30)) for i in range(60)))
     return model, data
+
+
+def peft_and_merged_logits(model: Path, run: Path, ids=None):
+    """Logits of the original without and with the run's recovered adapter (stock ``PeftModel``), and of
+    ``merged/``: what a user gets from the adapter either way."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    ids = torch.arange(40).reshape(2, 20) % 128 if ids is None else ids
+    original = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32).eval()
+    with torch.no_grad():
+        untuned = original(input_ids=ids).logits
+        tuned = PeftModel.from_pretrained(original, str(Path(run) / "adapter")).eval()(input_ids=ids).logits
+        merged = AutoModelForCausalLM.from_pretrained(Path(run) / "merged", dtype=torch.float32).eval()(input_ids=ids).logits
+    return untuned, tuned, merged

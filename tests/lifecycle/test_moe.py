@@ -195,11 +195,8 @@ def test_recovery_scatters_each_experts_factors_to_its_own_channels_exactly(mode
 @pytest.mark.parametrize(("model_type", "data", "steps"), [("mixtral", "shakespeare", 40), ("qwen3_moe", None, 30),
                                                            ("olmoe", None, 30)])
 def test_a_moe_trains_and_its_recovered_adapter_improves_the_original(model_type, data, steps, tmp_path):
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
     from loram_core.cli.main import main
-    from loram_core.testing.tiny import FAST_FLAGS, save_tiny_model
+    from loram_core.testing.tiny import FAST_FLAGS, peft_and_merged_logits, save_tiny_model
 
     model = save_tiny_model(tmp_path / "model", seed=2, model_type=model_type)
     if data is None:
@@ -215,13 +212,7 @@ def test_a_moe_trains_and_its_recovered_adapter_improves_the_original(model_type
     report = json.loads((run / "report.json").read_text())
     assert report["ppl"]["loram"] < report["ppl"]["original"]
     assert report["params"]["pruned"] < report["params"]["original"]
-    original = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32).eval()
-    with torch.no_grad():
-        untuned = original(input_ids=IDS).logits
-    tuned = PeftModel.from_pretrained(original, str(run / "adapter")).eval()
-    merged = AutoModelForCausalLM.from_pretrained(run / "merged", dtype=torch.float32).eval()
-    with torch.no_grad():
-        a, b = tuned(input_ids=IDS).logits, merged(input_ids=IDS).logits
+    untuned, a, b = peft_and_merged_logits(model, run, IDS)
     assert (a - b).abs().max().item() < 1e-4 and (a - untuned).abs().max().item() > 1e-4
 
 

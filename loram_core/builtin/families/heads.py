@@ -31,3 +31,12 @@ def kept_rows(plan, module: str, start: int, end: int) -> int:
     if not isinstance(entry, SliceEntry) or entry.keep_out is None:
         return end - start
     return int(((entry.keep_out >= start) & (entry.keep_out < end)).sum())
+
+
+def query_head_group(layer: int, attn: str, q_module: str, o_module: str, heads: Heads):
+    """Single query heads (q rows at the start of ``q_module``, o columns), the same number removed inside
+    every KV group; k and v are not members, so they stay whole."""
+    from loram_core.arch import CouplingGroup, GroupMember
+
+    return CouplingGroup(name=attn, kind="attention", layer=layer, units=heads.query, blocks=heads.kv, rounding="floor",
+                         members=(GroupMember(q_module, "out", heads.dim), GroupMember(o_module, "in", heads.dim)))

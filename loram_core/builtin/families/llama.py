@@ -11,7 +11,7 @@ from __future__ import annotations
 import attrs
 
 from loram_core.arch import CouplingGroup, GroupMember
-from loram_core.builtin.families.heads import Heads, kept_rows
+from loram_core.builtin.families.heads import Heads, kept_rows, query_head_group
 
 
 def paper_layers(n: int) -> tuple[int, int]:
@@ -56,13 +56,8 @@ class LlamaFamily:
         ]
 
     def query_head_groups(self, config, layer: int) -> list[CouplingGroup]:
-        """Single query heads, the same number removed inside every KV group; k and v stay whole."""
-        h = Heads.of(config)
         attn = f"model.layers.{layer}.self_attn"
-        return [CouplingGroup(
-            name=attn, kind="attention", layer=layer, units=h.query, blocks=h.kv, rounding="floor",
-            members=(GroupMember(f"{attn}.q_proj", "out", h.dim), GroupMember(f"{attn}.o_proj", "in", h.dim)),
-        )]
+        return [query_head_group(layer, attn, f"{attn}.q_proj", f"{attn}.o_proj", Heads.of(config))]
 
     def pruned_attributes(self, config, plan) -> dict[str, dict]:
         """``num_key_value_groups`` (query heads per KV head, which repeat_kv reads) of every attention whose

@@ -12,7 +12,7 @@ import copy
 import attrs
 
 from loram_core.arch import CouplingGroup, GroupMember
-from loram_core.builtin.families.heads import Heads, kept_rows
+from loram_core.builtin.families.heads import Heads, kept_rows, query_head_group
 from loram_core.builtin.families.llama import mlp_group, paper_layers
 
 
@@ -51,12 +51,8 @@ class Phi3Family:
         ]
 
     def query_head_groups(self, config, layer: int) -> list[CouplingGroup]:
-        h = Heads.of(config)
         attn = f"model.layers.{layer}.self_attn"
-        return [CouplingGroup(
-            name=attn, kind="attention", layer=layer, units=h.query, blocks=h.kv, rounding="floor",
-            members=(GroupMember(f"{attn}.qkv_proj", "out", h.dim), GroupMember(f"{attn}.o_proj", "in", h.dim)),
-        )]
+        return [query_head_group(layer, attn, f"{attn}.qkv_proj", f"{attn}.o_proj", Heads.of(config))]
 
     def pruned_attributes(self, config, plan) -> dict[str, dict]:
         h = Heads.of(config)

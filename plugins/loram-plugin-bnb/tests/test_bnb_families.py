@@ -3,11 +3,9 @@
 
 def test_nf4_refuses_conv1d_models_in_one_line(bnb, tmp_path, capsys):
     from loram_core.cli.main import main
-    from loram_core.testing.tiny import FAST_FLAGS, save_tiny_model
+    from loram_core.testing.tiny import FAST_FLAGS, write_tiny_inputs
 
-    model = save_tiny_model(tmp_path / "model", seed=2, model_type="gpt2", gqa=False)
-    data = tmp_path / "data.txt"
-    data.write_text("\n\n".join(f"the king said to the queen of the sea, {i} times." for i in range(200)))
+    model, data = write_tiny_inputs(tmp_path, model_type="gpt2", gqa=False)
     run = tmp_path / "run"
     capsys.readouterr()
     code = main(["run", "--model", str(model), "--data", str(data), "--pruner", "magnitude", "--ratio", "0.5", "--quantizer", "nf4", "--out", str(run), *FAST_FLAGS])

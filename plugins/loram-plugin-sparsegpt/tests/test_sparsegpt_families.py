@@ -3,11 +3,9 @@
 
 def test_sparsegpt_refuses_gpt2_in_one_line_before_writing_a_plan(sparsegpt_registered, tmp_path, capsys):
     from loram_core.cli.main import main
-    from loram_core.testing.tiny import FAST_FLAGS, save_tiny_model
+    from loram_core.testing.tiny import FAST_FLAGS, write_tiny_inputs
 
-    model = save_tiny_model(tmp_path / "model", seed=2, model_type="gpt2", gqa=False)
-    data = tmp_path / "data.txt"
-    data.write_text("\n\n".join(f"the king said to the queen of the sea, {i} times." for i in range(200)))
+    model, data = write_tiny_inputs(tmp_path, model_type="gpt2", gqa=False)
     run = tmp_path / "run"
     capsys.readouterr()
     code = main(["run", "--model", str(model), "--data", str(data), "--pruner", "sparsegpt", "--ratio", "0.5", "--out", str(run), *FAST_FLAGS])
@@ -22,11 +20,9 @@ def test_sparsegpt_prunes_phi3s_fused_projections_by_default(sparsegpt_registere
 
     from loram_core.cli.main import main
     from loram_core.plan.serialize import load_plan
-    from loram_core.testing.tiny import FAST_FLAGS, save_tiny_model
+    from loram_core.testing.tiny import FAST_FLAGS, write_tiny_inputs
 
-    model = save_tiny_model(tmp_path / "model", seed=2, model_type="phi3")
-    data = tmp_path / "data.txt"
-    data.write_text("\n\n".join(f"the king said to the queen of the sea, {i} times." for i in range(200)))
+    model, data = write_tiny_inputs(tmp_path, model_type="phi3")
     run = tmp_path / "run"
     assert main(["run", "--model", str(model), "--data", str(data), "--pruner", "sparsegpt", "--ratio", "0.5",
                  "--out", str(run), *FAST_FLAGS]) == 0
