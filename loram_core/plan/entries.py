@@ -38,6 +38,16 @@ def check_pattern(pattern: str) -> str:
     return pattern
 
 
+def check_index(name: str, axis: str, idx: torch.Tensor, size: int) -> None:
+    """A keep index: not empty, inside ``[0, size)``, sorted and unique."""
+    if idx.numel() == 0:
+        raise PlanError(f"{name}: {axis} keeps nothing of {size}")
+    if int(idx.min()) < 0 or int(idx.max()) >= size:
+        raise PlanError(f"{name}: {axis} has indices outside [0, {size})")
+    if idx.numel() > 1 and not bool((idx[1:] > idx[:-1]).all()):
+        raise PlanError(f"{name}: {axis} must be sorted and unique")
+
+
 @attrs.frozen(eq=False)
 class SliceEntry:
     """Keep rows ``keep_out`` and columns ``keep_in`` (sorted, unique) of a weight of ``shape`` (out, in)."""
@@ -55,14 +65,8 @@ class SliceEntry:
 
     def check(self, module: str) -> None:
         for axis, idx, size in (("keep_out", self.keep_out, self.shape[0]), ("keep_in", self.keep_in, self.shape[1])):
-            if idx is None:
-                continue
-            if idx.numel() == 0:
-                raise PlanError(f"{module}: {axis} keeps nothing of {size}")
-            if int(idx.min()) < 0 or int(idx.max()) >= size:
-                raise PlanError(f"{module}: {axis} has indices outside [0, {size})")
-            if idx.numel() > 1 and not bool((idx[1:] > idx[:-1]).all()):
-                raise PlanError(f"{module}: {axis} must be sorted and unique")
+            if idx is not None:
+                check_index(module, axis, idx, size)
         if self.keep_out is None and self.keep_in is None:
             raise PlanError(f"{module}: slice entry keeps everything; leave the module out of the plan")
 

@@ -13,6 +13,7 @@ import attrs
 import torch
 
 from loram_core.errors import PlanError
+from loram_core.plan.entries import check_index
 
 
 def _shape(value) -> tuple[int, ...]:
@@ -64,7 +65,7 @@ class ExpertEntry:
 
     def check(self, name: str) -> None:
         if self.keep_experts is not None:
-            _sorted_in_range(name, "keep_experts", self.keep_experts, self.shape[0])
+            check_index(name, "keep_experts", self.keep_experts, self.shape[0])
         for axis, idx, dim in (("keep_out", self.keep_out, 1), ("keep_in", self.keep_in, 2)):
             if idx is None:
                 continue
@@ -78,7 +79,7 @@ class ExpertEntry:
                 raise PlanError(f"{name}: {axis} must hold one row of indices per kept expert ({self.experts}), "
                                 f"found shape {tuple(idx.shape)}: every expert keeps the same number (rectangular)")
             for row in idx:
-                _sorted_in_range(name, axis, row, self.shape[dim])
+                check_index(name, axis, row, self.shape[dim])
         if self.keep_experts is None and self.keep_out is None and self.keep_in is None:
             raise PlanError(f"{name}: expert entry keeps everything; leave the parameter out of the plan")
 
@@ -100,12 +101,3 @@ class ExpertEntry:
             cols = self.keep_in.to(tensor.device)[:, None, :].expand(-1, tensor.shape[1], -1)
             tensor = tensor.gather(2, cols)
         return tensor.contiguous()
-
-
-def _sorted_in_range(name: str, axis: str, idx: torch.Tensor, size: int) -> None:
-    if idx.numel() == 0:
-        raise PlanError(f"{name}: {axis} keeps nothing of {size}")
-    if int(idx.min()) < 0 or int(idx.max()) >= size:
-        raise PlanError(f"{name}: {axis} has indices outside [0, {size})")
-    if idx.numel() > 1 and not bool((idx[1:] > idx[:-1]).all()):
-        raise PlanError(f"{name}: {axis} must be sorted and unique")

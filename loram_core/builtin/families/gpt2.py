@@ -11,20 +11,14 @@ import attrs
 
 from loram_core.arch import CouplingGroup, GroupMember
 from loram_core.builtin.families.heads import kept_rows
-from loram_core.builtin.families.llama import mlp_group, paper_layers
+from loram_core.builtin.families.llama import DecoderLayers, mlp_group
 
 
 @attrs.frozen
-class GPT2Family:
+class GPT2Family(DecoderLayers):
     name: str = "gpt2"
     model_types: tuple[str, ...] = ("gpt2",)
     description: str = "blocks transformer.h.N with Conv1D c_attn (fused q/k/v), c_proj, c_fc"
-
-    def num_layers(self, config) -> int:
-        return config.n_layer
-
-    def default_layers(self, config) -> tuple[int, int]:
-        return paper_layers(config.n_layer)
 
     def groups(self, config, layer: int) -> list[CouplingGroup]:
         width, dim = config.n_embd, config.n_embd // config.n_head

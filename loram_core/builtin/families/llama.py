@@ -19,21 +19,25 @@ def paper_layers(n: int) -> tuple[int, int]:
     return (min(4, n), max(min(4, n), n - 2))
 
 
-def mlp_group(layer: int, name: str, units: int, members: tuple[GroupMember, ...]) -> CouplingGroup:
-    return CouplingGroup(name=name, kind="mlp", layer=layer, units=units, members=members, rounding="ceil")
-
-
-@attrs.frozen
-class LlamaFamily:
-    name: str = "llama"
-    model_types: tuple[str, ...] = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text")
-    description: str = "decoder layers model.layers.N with q/k/v/o and gate/up/down projections"
+class DecoderLayers:
+    """``num_hidden_layers`` decoder layers, the paper's dense first 4 and last 2 (every built-in family)."""
 
     def num_layers(self, config) -> int:
         return config.num_hidden_layers
 
     def default_layers(self, config) -> tuple[int, int]:
         return paper_layers(config.num_hidden_layers)
+
+
+def mlp_group(layer: int, name: str, units: int, members: tuple[GroupMember, ...]) -> CouplingGroup:
+    return CouplingGroup(name=name, kind="mlp", layer=layer, units=units, members=members, rounding="ceil")
+
+
+@attrs.frozen
+class LlamaFamily(DecoderLayers):
+    name: str = "llama"
+    model_types: tuple[str, ...] = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text")
+    description: str = "decoder layers model.layers.N with q/k/v/o and gate/up/down projections"
 
     def groups(self, config, layer: int) -> list[CouplingGroup]:
         h = Heads.of(config)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import attrs
 
 from loram_core.arch import ExpertGroup, GroupMember
-from loram_core.builtin.families.llama import LlamaFamily, mlp_group, paper_layers
+from loram_core.builtin.families.llama import DecoderLayers, LlamaFamily, mlp_group
 from loram_core.plan.experts import ExpertEntry
 
 
@@ -30,16 +30,10 @@ def is_sparse(config, layer: int) -> bool:
 
 
 @attrs.frozen
-class MixtureFamily:
+class MixtureFamily(DecoderLayers):
     name: str = "moe"
     model_types: tuple[str, ...] = ("mixtral", "qwen3_moe", "olmoe")
     description: str = "model.layers.N: Llama attention, fused 3-D experts and a router per sparse layer"
-
-    def num_layers(self, config) -> int:
-        return config.num_hidden_layers
-
-    def default_layers(self, config) -> tuple[int, int]:
-        return paper_layers(config.num_hidden_layers)
 
     def _attention(self, config, layer: int, query_heads: bool):
         if config.model_type == "olmoe":

@@ -13,20 +13,14 @@ import attrs
 
 from loram_core.arch import CouplingGroup, GroupMember
 from loram_core.builtin.families.heads import Heads, kept_rows, query_head_group
-from loram_core.builtin.families.llama import mlp_group, paper_layers
+from loram_core.builtin.families.llama import DecoderLayers, mlp_group
 
 
 @attrs.frozen
-class Phi3Family:
+class Phi3Family(DecoderLayers):
     name: str = "phi3"
     model_types: tuple[str, ...] = ("phi3",)
     description: str = "decoder layers model.layers.N with fused qkv_proj and gate_up_proj"
-
-    def num_layers(self, config) -> int:
-        return config.num_hidden_layers
-
-    def default_layers(self, config) -> tuple[int, int]:
-        return paper_layers(config.num_hidden_layers)
 
     def groups(self, config, layer: int) -> list[CouplingGroup]:
         h = Heads.of(config)
