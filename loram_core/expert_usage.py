@@ -18,8 +18,9 @@ def expert_usage(model, groups: list[ExpertGroup], tokens: torch.Tensor, *, read
     by_layer = {g.layer: g for g in groups}
     if not by_layer:
         return counts
+    hooks = []
 
-    def visit(index, prefix, layer, run):
+    def visit(index, prefix, layer, _run):
         group = by_layer.get(index)
         if group is None:
             return
@@ -29,11 +30,15 @@ def expert_usage(model, groups: list[ExpertGroup], tokens: torch.Tensor, *, read
             # transformers' routers return (logits, top-k weights, top-k expert indices)
             counts[group.name] += torch.bincount(outputs[-1].flatten(), minlength=group.experts).double()
 
-        handle = router.register_forward_hook(count)
-        try:
-            run()
-        finally:
-            handle.remove()
+        hooks.append(router.register_forward_hook(count))  # counts during the pass that feeds the next layer
 
-    stream_layers(model, tokens, stop=max(by_layer) + 1, batch_size=batch_size, reader=reader, visit=visit)
+    def after(_index):
+        while hooks:
+            hooks.pop().remove()
+
+    try:
+        stream_layers(model, tokens, stop=max(by_layer) + 1, batch_size=batch_size, reader=reader, visit=visit,
+                      after=after)
+    finally:
+        after(None)
     return counts

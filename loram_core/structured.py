@@ -11,7 +11,7 @@ from typing import Callable
 import attrs
 import torch
 
-from loram_core.arch import ATTENTION_UNITS, CouplingGroup, family_groups
+from loram_core.arch import ATTENTION_UNITS, CouplingGroup, family_groups, layer_expert_groups
 from loram_core.configs import parse_layers, ratio_in_unit_interval
 from loram_core.errors import LoramError
 from loram_core.fields import boolean, integer, one_of
@@ -91,7 +91,7 @@ def structured_plan(
                 kept[group.name] = group.keep(score(group), group.units - removed)
             bar.advance(task)
     plan = plan_from_kept(model, ctx, pruner, groups, kept)
-    experts = [g for layer in layers for g in expert_groups(ctx, layer)]
+    experts = [g for layer in layers for g in layer_expert_groups(ctx.arch, ctx.model_config, layer)]
     if experts:
         from loram_core.structured_experts import expert_entries
 
@@ -99,11 +99,6 @@ def structured_plan(
         plan = attrs.evolve(plan, entries=entries)
     return with_ratio_reached(plan, ctx, layers, cfg)
 
-
-def expert_groups(ctx, layer: int) -> list:
-    """The layer's expert groups (none for a dense family)."""
-    groups = getattr(ctx.arch, "expert_groups", None)
-    return groups(ctx.model_config, layer) if groups is not None else []
 
 
 def plan_from_kept(model, ctx, info: PrunerInfo, groups: list[CouplingGroup], kept) -> PrunePlan:

@@ -44,3 +44,16 @@ class ExpertGroup:
         if gate_up_rows.shape[1] % 2 or not torch.equal(gate_up_rows[:, half:], gate_up_rows[:, :half] + self.channels):
             return None
         return gate_up_rows[:, :half]
+
+
+def is_mixture(config) -> bool:
+    """Whether ``config``'s family has expert groups (pruners that handle only Linear modules refuse it)."""
+    from loram_core.arch.groups import adapter_for
+
+    return getattr(adapter_for(config), "expert_groups", None) is not None
+
+
+def layer_expert_groups(adapter, config, layer: int) -> list[ExpertGroup]:
+    """The layer's expert groups (none for a dense family)."""
+    groups = getattr(adapter, "expert_groups", None)
+    return groups(config, layer) if groups is not None else []

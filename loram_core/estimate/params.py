@@ -59,12 +59,12 @@ def _linear_info(model) -> dict[str, tuple[int, int, bool]]:
 def structured_removed(config, arch, ratio: float, layers: range, attention: bool = True, mlp: bool = True,
                        linears=None, align_to: int = 1, attention_units: str = "kv_groups", experts: bool = True,
                        experts_ratio: float = 0.0) -> int:
-    from loram_core.arch import family_groups
+    from loram_core.arch import family_groups, layer_expert_groups
 
     linears = linears or _linear_info(meta_model(config))
     removed = 0
     for layer in layers:
-        for group in expert_groups(arch, config, layer):
+        for group in layer_expert_groups(arch, config, layer):
             removed += expert_removed(config, group, ratio if experts else 0.0, experts_ratio)
         for group in family_groups(arch, config, layer, attention_units):
             if not {"attention": attention, "mlp": mlp}.get(group.kind, True):
@@ -75,11 +75,6 @@ def structured_removed(config, arch, ratio: float, layers: range, attention: boo
                 other = inp if member.axis == "out" else out
                 removed += units * member.unit_size * (other + (1 if bias and member.axis == "out" else 0))
     return removed
-
-
-def expert_groups(arch, config, layer: int) -> list:
-    groups = getattr(arch, "expert_groups", None)
-    return groups(config, layer) if groups is not None else []
 
 
 def expert_removed(config, group, ratio: float, experts_ratio: float) -> int:
@@ -93,7 +88,9 @@ def expert_removed(config, group, ratio: float, experts_ratio: float) -> int:
 
 def active_parameters(config, arch, total: int) -> int | None:
     """Parameters one token uses: the total less the experts it is not routed to (None: a dense model)."""
-    groups = [g for layer in range(arch.num_layers(config)) for g in expert_groups(arch, config, layer)]
+    from loram_core.arch import layer_expert_groups
+
+    groups = [g for layer in range(arch.num_layers(config)) for g in layer_expert_groups(arch, config, layer)]
     if not groups:
         return None
     return total - sum((g.experts - g.top_k) * 3 * g.channels * config.hidden_size for g in groups)

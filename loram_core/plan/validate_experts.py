@@ -22,8 +22,9 @@ def check_expert_entries(plan, config, adapter, experts: dict) -> None:
             raise PlanError(f"plan names parameter '{name}', which this model does not have")
         if tuple(entry.shape) != shapes[name]:
             raise PlanError(f"{name}: plan expects shape {tuple(entry.shape)}, the model has {shapes[name]}")
-    groups = [g for layer in range(adapter.num_layers(config))
-              for g in (getattr(adapter, "expert_groups", None) or (lambda c, i: []))(config, layer)]
+    from loram_core.arch import layer_expert_groups
+
+    groups = [g for layer in range(adapter.num_layers(config)) for g in layer_expert_groups(adapter, config, layer)]
     covered = set()
     for group in groups:
         members = (group.gate_up, group.down, group.router)

@@ -39,11 +39,11 @@ class WandaPruner:
 
     def unsupported(self, model_config) -> str | None:
         """Scores are |W| x input norms over W's (out, in) rows: GPT-2's Conv1D stores W transposed."""
-        from loram_core.arch import adapter_for
+        from loram_core.arch import is_mixture
 
         if model_config.model_type == "gpt2":
             return "its Conv1D weights are stored (in, out); use a structured pruner (random, magnitude, llmpruner)"
-        if getattr(adapter_for(model_config), "expert_groups", None) is not None:
+        if is_mixture(model_config):
             return "its experts are 3-D parameters, not Linear modules; use random or magnitude (expert channels)"
         return None
 

@@ -39,9 +39,9 @@ class LLMPruner:
 
     def unsupported(self, model_config) -> str | None:
         """Its Taylor scores come from gradients of Linear weights; a mixture's experts are 3-D parameters."""
-        from loram_core.arch import adapter_for
+        from loram_core.arch import is_mixture
 
-        if getattr(adapter_for(model_config), "expert_groups", None) is not None:
+        if is_mixture(model_config):
             return ("Taylor importance of fused 3-D expert parameters is not implemented; use random or magnitude, "
                     "which prune every expert's channels and, with experts_ratio, whole experts by router usage")
         return None

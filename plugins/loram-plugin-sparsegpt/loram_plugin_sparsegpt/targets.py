@@ -5,6 +5,7 @@ from __future__ import annotations
 import attrs
 from torch import nn
 
+from loram_core.arch import is_mixture
 from loram_core.errors import LoramError
 from loram_plugin_sparsegpt.config import MaskPruneConfig
 
@@ -22,15 +23,10 @@ def unsupported(model_config) -> str | None:
     if model_config.model_type == "gpt2":
         return ("its blocks are transformer.h.N with Conv1D weights stored (in, out); use a structured pruner "
                 "(random, magnitude, llmpruner)")
-    if _has_experts(model_config):
+    if is_mixture(model_config):
         return "its experts are 3-D parameters, not Linear modules; use random or magnitude (expert channels)"
     return None
 
-
-def _has_experts(model_config) -> bool:
-    from loram_core.arch import adapter_for
-
-    return getattr(adapter_for(model_config), "expert_groups", None) is not None
 
 
 def layer_range(cfg: MaskPruneConfig, ctx) -> range:
