@@ -53,6 +53,14 @@ def gradients_only_for(model, weights: dict[str, torch.nn.Parameter]):
         model.train(was_training)
 
 
+def _weight(model, name: str) -> torch.nn.Parameter:
+    """A module's weight, or a parameter by its full name (a mixture's 3-D ``experts.gate_up_proj``)."""
+    try:
+        return model.get_submodule(name).weight
+    except AttributeError:
+        return model.get_parameter(name)
+
+
 def _grad(weight: torch.nn.Parameter, name: str) -> torch.Tensor:
     if weight.grad is None:
         raise LoramError(f"{name}: no gradient reached this weight; is it used by the model's forward?")
@@ -75,7 +83,8 @@ def calibration_gradients(
     second_order: bool,
     progress: bool = True,
 ) -> dict[str, GradientStats]:
-    """Per-module ``GradientStats`` over the rows of ``tokens`` ``[samples, seq_len]``, one backward each.
+    """Per-module (or per-parameter: ``modules`` may name 3-D expert parameters) ``GradientStats`` over the rows
+    of ``tokens`` ``[samples, seq_len]``, one backward each.
 
     ``grad`` is the mean of the per-sample gradients of each sample's mean token loss, which equals the
     gradient of the whole batch's mean loss (LLM-Pruner's ``loss.backward()`` on the batch), and
@@ -83,7 +92,7 @@ def calibration_gradients(
     """
     if tokens.dim() != 2 or tokens.shape[0] < 1 or tokens.shape[1] < 2:
         raise LoramError(f"calibration data must be [samples >= 1, seq_len >= 2] token ids, got {tuple(tokens.shape)}")
-    weights = {m: model.get_submodule(m).weight for m in modules}
+    weights = {m: _weight(model, m) for m in modules}
     samples = tokens.shape[0]
     device = model.get_input_embeddings().weight.device  # where the token ids go in
     sums: dict[str, torch.Tensor] = {}

@@ -47,6 +47,10 @@ class LLMPrunerConfig:
     align_to: int = attrs.field(default=1, validator=integer(1))
     # The core's StructuredConfig.attention_units: query_heads prunes query heads inside every KV group.
     attention_units: str = attrs.field(default="kv_groups", validator=one_of(ATTENTION_UNITS))
+    # The core's StructuredConfig.experts / experts_ratio: every expert's channels by Taylor importance of the
+    # fused 3-D parameters, and whole experts by router usage on the calibration windows.
+    experts: bool = attrs.field(default=True, validator=boolean)
+    experts_ratio: float = attrs.field(default=0.0, validator=ratio_in_unit_interval)
 
     @property
     def needs_gradients(self) -> bool:

@@ -87,3 +87,17 @@ def unit_importance(
         # inside the member's segment of a fused module.
         per_member.append(group.member_view(member, out_in_weight(module, elements)).sum(1, dtype=torch.float64))
     return aggregate(torch.stack(per_member), aggregation)
+
+
+def expert_channel_importance(model, group, criterion: str, aggregation: str,
+                              stats: Mapping[str, GradientStats] | None = None) -> torch.Tensor:
+    """[experts, channels] fp64: each expert's channel importance, its gate row, up row and down column
+    summed per member (as a dense MLP channel's gate/up rows and down column are), then aggregated."""
+    def elements(name):
+        weight = model.get_parameter(name)
+        return element_importance(weight, criterion, None if stats is None else stats.get(name))
+
+    gate_up = elements(group.gate_up).sum(2, dtype=torch.float64)  # [E, 2I]
+    down = elements(group.down).sum(1, dtype=torch.float64)  # [E, I]
+    per_member = torch.stack([gate_up[:, : group.channels], gate_up[:, group.channels:], down])
+    return aggregate(per_member, aggregation)
