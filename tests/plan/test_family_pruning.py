@@ -141,3 +141,16 @@ def test_streamed_pruning_writes_what_in_memory_pruning_gives(model_type, units,
     in_memory = pruned_state_dict(apply_plan(copy.deepcopy(model), plan))
     assert set(streamed) == set(in_memory)
     assert all(torch.equal(streamed[k], in_memory[k]) for k in in_memory)
+
+
+@pytest.mark.parametrize(("model_type", "units"), CASES, ids=[f"{t}-{u}" for t, u in CASES])
+def test_a_broken_coupling_is_rejected_naming_the_module(model_type, units):
+    model = tiny_llama(3, model_type=model_type, **FAMILIES[model_type])
+    plan, ctx, _ = _plan(model, units)
+    attention = family_groups(ctx.arch, model.config, 3, units)[0]
+    output = next(m.module for m in attention.members if m.axis == "in")  # o_proj / c_proj
+    entries = {k: v for k, v in plan.entries.items() if k != output}
+    broken = type(plan)(base=plan.base, pruner=plan.pruner, pattern=plan.pattern, entries=entries)
+    layer = attention.name.rsplit(".", 1)[0].replace(".", r"\.")
+    with pytest.raises(PlanError, match=rf"^{layer}\.\S+: breaks the coupling of {attention.name.replace('.', chr(92) + '.')}"):
+        validate_plan(broken, model.config)
