@@ -8,8 +8,9 @@ What each stage holds at its peak, above the resident set it started with:
 - train: ``estimate.memory`` (weights as trained, adapter state, activations, logits) plus the libraries the
   stage imports (accelerate, PEFT; measured ~150 MiB);
 - recover: the recovered adapter, fp32 (the pruned one is smaller and freed factor by factor);
-- merge: the recovered adapter and the largest adapted tensor four times (its mapped pages, fp32 copy, delta,
-  sum), written where it goes in its shard;
+- merge: the recovered adapter and the larger of the largest adapted tensor four times (its mapped pages, fp32
+  copy, delta, sum) and the largest tensor copied as it is (an embedding: Gemma 3's 262,144 x 640 is 10x
+  any adapted one), written where it goes in its shard;
 - eval: the larger of the pruned model as trained and the original (streamed: embedding, head and one
   decoder layer in fp32, the hidden states of every window; loaded: the original in fp32), plus one batch
   of logits.
@@ -80,7 +81,7 @@ def stage_estimates(settings, config, model_path: str) -> dict[str, int]:
     out["train"] = train.total + IMPORTS
     out["recover"] = adapter  # no kernels, no autograd: the measured overhead is a few MiB
     adapted = max(n["i"] * n["d"], n["q"] * n["d"])
-    out["merge"] = adapter + int(adapted * (stored + 3 * FP32)) + RUNTIME
+    out["merge"] = adapter + int(max(adapted * (stored + 3 * FP32), _largest_tensor(config) * stored)) + RUNTIME
     windows = max(1, settings.eval_tokens // settings.eval_seq_len)
     batch_logits = min(windows, 4) * settings.eval_seq_len * n["v"] * FP32 * 2  # logits and log-softmax
     streamed = (2 * n["v"] * n["d"] + _layer_params(config)) * FP32 + 2 * windows * settings.eval_seq_len * n["d"] * FP32
