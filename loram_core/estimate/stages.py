@@ -13,7 +13,7 @@ What each stage holds at its peak, above the resident set it started with:
   any adapted one), written where it goes in its shard;
 - eval: the larger of the pruned model as trained and the original (streamed: embedding, head and one
   decoder layer in fp32, the hidden states of every window; loaded: the original in fp32), plus one batch
-  of logits.
+  of logits three times (the logits, the shifted copy the loss reads, its log-softmax).
 """
 
 from __future__ import annotations
@@ -83,7 +83,8 @@ def stage_estimates(settings, config, model_path: str) -> dict[str, int]:
     adapted = max(n["i"] * n["d"], n["q"] * n["d"])
     out["merge"] = adapter + int(max(adapted * (stored + 3 * FP32), _largest_tensor(config) * stored)) + RUNTIME
     windows = max(1, settings.eval_tokens // settings.eval_seq_len)
-    batch_logits = min(windows, 4) * settings.eval_seq_len * n["v"] * FP32 * 2  # logits and log-softmax
+    # the logits, their shifted copy (reshaping a slice copies it) and the log-softmax (evaluate.perplexity)
+    batch_logits = min(windows, 4) * settings.eval_seq_len * n["v"] * FP32 * 3
     streamed = (2 * n["v"] * n["d"] + _layer_params(config)) * FP32 + 2 * windows * settings.eval_seq_len * n["d"] * FP32
     from loram_core.lifecycle.evaluate import streams_text_eval
 
