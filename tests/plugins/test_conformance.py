@@ -381,3 +381,15 @@ def test_a_pruner_that_declares_a_family_unsupported_is_refused_for_it_and_check
     assert refused == ["gpt2-mha [ratio=0.5] refused: pruner 'no-gpt2' does not prune gpt2 models: "
                        "it reads weights as (out, in)"]
     assert len(passed) == 1 + len(PRUNER_CHECKS)
+
+
+@pytest.mark.parametrize("name", ["magnitude", "random"])
+def test_core_pruners_conform_on_a_mixture_of_experts(name, tmp_path):
+    """A third party's MoE family (through its tiny_config) is checked the same way: expert entries are
+    validated, materialized and shape-checked; LoRA on experts is tests/lifecycle/test_moe.py's."""
+    from loram_core.testing.conformance.harness import TinyFamily
+
+    pruner = registry.get("pruner", name)
+    moe = TinyFamily("mixtral-moe", {"model_type": "mixtral"})
+    passed = check_pruner(pruner, families=[moe], workdir=tmp_path)
+    assert len(passed) == len([c for c in pruner_cases(pruner) if case_fits(moe.config(), c)]) * len(PRUNER_CHECKS)

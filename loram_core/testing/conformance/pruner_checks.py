@@ -40,12 +40,17 @@ def check_plan_validates(outcome: PruneOutcome) -> None:
 
 def check_pruned_model_runs(outcome: PruneOutcome, workdir: Path):
     """The core applies the plan (in memory or streamed) and the pruned model gives finite logits; returns it."""
-    from loram_core.plan import MaskEntry
+    from loram_core.plan import ExpertEntry, MaskEntry
     from loram_core.plan.layout import out_in_weight
 
     where = subject(outcome)
     model = materialize(outcome, workdir)
     for module, entry in outcome.plan.entries.items():
+        if isinstance(entry, ExpertEntry):  # keyed by its 3-D parameter
+            if tuple(model.get_parameter(module).shape) != entry.pruned_shape:
+                fail(where, f"{module}: pruned parameter has shape {tuple(model.get_parameter(module).shape)}, "
+                            f"the plan gives {entry.pruned_shape}")
+            continue
         weight = out_in_weight(model.get_submodule(module))
         if tuple(weight.shape) != tuple(entry.pruned_shape):
             fail(where, f"{module}: pruned weight has shape {tuple(weight.shape)}, the plan gives {entry.pruned_shape}")

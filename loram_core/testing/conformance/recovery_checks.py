@@ -15,15 +15,18 @@ RANK, ALPHA = 4, 8  # scale alpha / r = 2: exact
 
 
 def lora_targets(plan, config) -> list[str]:
-    """Every planned module, and the projections of one unplanned layer (whose adapter must come back as is)."""
+    """Every planned module, and the projections of one unplanned layer (whose adapter must come back as is).
+    Expert entries (3-D parameters, not modules) are left to tests of their own: tests/lifecycle/test_moe.py."""
     from loram_core.arch import adapter_for
+    from loram_core.plan import ExpertEntry
 
     adapter = adapter_for(config)
+    planned = {m for m, e in plan.entries.items() if not isinstance(e, ExpertEntry)}
     for layer in range(adapter.num_layers(config)):
         members = [m.module for g in adapter.groups(config, layer) for m in g.members]
-        if not any(m in plan.entries for m in members):
-            return sorted(set(plan.entries) | set(members))
-    return sorted(plan.entries)
+        if not any(m in planned for m in members):
+            return sorted(planned | set(members))
+    return sorted(planned)
 
 
 def lora_config(targets):
