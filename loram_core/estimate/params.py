@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 
 import attrs
-import torch
 
 from loram_core.plan.fingerprint import count_parameters, meta_model
 from loram_core.protocols import Pruner, optional_member

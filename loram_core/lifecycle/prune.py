@@ -46,6 +46,16 @@ def prune_key(settings) -> str:
                      s.calibration_samples, s.seq_len)
 
 
+def streaming_skeleton(pruner, config, model_path: str):
+    """The original on the meta device when ``pruner`` streams (it loads what it needs layer by layer) and the
+    checkpoint stores every parameter under its own name (``CheckpointReader.holds_parameters_of``); else None:
+    the pruner gets the model loaded in memory."""
+    if not optional_member(pruner, Pruner, "streaming"):
+        return None
+    skeleton = empty_model(config)
+    return skeleton if CheckpointReader.open(model_path).holds_parameters_of(skeleton) else None
+
+
 def run_prune(run: RunDir, res: Resources, console=None) -> dict:
     s = res.settings
     if s.pruned:
@@ -61,13 +71,9 @@ def run_prune(run: RunDir, res: Resources, console=None) -> dict:
     refusal = pruner_refusal(pruner, res.config)
     if refusal:
         raise LoramError(refusal)
-    # A streaming pruner gets the original on the meta device and loads what it needs layer by layer, when
-    # the checkpoint stores every parameter under its own name (checkpoint.holds_parameters_of).
-    streaming = bool(optional_member(pruner, Pruner, "streaming"))
+    skeleton = streaming_skeleton(pruner, res.config, res.model_path)
+    streaming = skeleton is not None
     fingerprint = ModelFingerprint.from_config(res.config, name_or_path=s.model)
-    skeleton = empty_model(res.config) if streaming else None
-    if streaming and not CheckpointReader.open(res.model_path).holds_parameters_of(skeleton):
-        streaming = False
     if streaming:
         model = skeleton
         original_bytes = fingerprint.num_parameters * 4  # fp32, as the in-memory path loads it

@@ -14,7 +14,7 @@ from loram_core.arch import adapter_for
 from loram_core.builtin.magnitude import MagnitudePruner
 from loram_core.builtin.random_structured import RandomStructuredPruner
 from loram_core.errors import PlanError
-from loram_core.plan import ExpertEntry, ModelFingerprint
+from loram_core.plan import ModelFingerprint
 from loram_core.plan.apply import apply_plan, materialize_pruned, pruned_state_dict
 from loram_core.plan.serialize import plan_from_bytes, plan_to_bytes
 from loram_core.plan.validate import validate_plan

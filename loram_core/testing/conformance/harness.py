@@ -149,13 +149,12 @@ def pruner_config(pruner, options: Mapping[str, Any]):
 def run_pruner(pruner, fam: TinyFamily, options: Mapping[str, Any], workdir: Path, *, seed: int = 0) -> PruneOutcome:
     """Call ``pruner.plan`` the way the prune stage does; return the plan unvalidated (checks come after)."""
     from loram_core.arch import adapter_for
-    from loram_core.checkpoint import CheckpointReader
+    from loram_core.lifecycle.prune import streaming_skeleton
     from loram_core.models.loading import load_config, load_tokenizer
     from loram_core.plan import ModelFingerprint
-    from loram_core.plan.apply import empty_model
     from loram_core.plan.weight_store import WeightStore
     from loram_core.prune_context import PruneContext
-    from loram_core.protocols import Pruner, optional_member, pruner_refusal
+    from loram_core.protocols import Pruner, pruner_refusal
     from loram_core.testing.conformance.failure import fail_unless_satisfies
 
     fail_unless_satisfies(pruner, Pruner, "pruner")
@@ -166,10 +165,9 @@ def run_pruner(pruner, fam: TinyFamily, options: Mapping[str, Any], workdir: Pat
     refusal = pruner_refusal(pruner, config)
     if refusal:  # declared up front, as the prune stage refuses it: no check applies to this family
         raise PrunerRefused(refusal)
-    streaming = bool(optional_member(pruner, Pruner, "streaming"))
-    if streaming and not CheckpointReader.open(path).holds_parameters_of(empty_model(config)):
-        streaming = False  # as the prune stage: experts saved per expert are read through from_pretrained
-    model = empty_model(config) if streaming else original_model(path)
+    skeleton = streaming_skeleton(pruner, config, str(path))  # as the prune stage decides
+    streaming = skeleton is not None
+    model = skeleton if streaming else original_model(path)
     before = None if streaming else {k: v.clone() for k, v in model.state_dict().items()}
     store = WeightStore(Path(tempfile.mkdtemp(prefix="weights-", dir=workdir)))
     context = PruneContext(

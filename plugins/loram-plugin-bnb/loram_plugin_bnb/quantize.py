@@ -62,11 +62,13 @@ def _check_model(model: nn.Module) -> None:
         raise LoramError("quantize the base model before attaching LoRA, not a PeftModel")
     if any(isinstance(m, (bnb.nn.Linear4bit, bnb.nn.Linear8bitLt)) for m in model.modules()):
         raise LoramError("the model is already quantized")
-    experts = next((name for name, p in model.named_parameters() if p.dim() == 3), None)
-    if experts is not None:  # would stay fp32 while the report counted the model as quantized
-        raise LoramError(f"{model.config.model_type}: its experts are 3-D parameters ({experts}), which bitsandbytes' "
+    from loram_core.arch import is_mixture
+    from loram_core.plan.layout import is_transposed
+
+    if is_mixture(model.config):  # its experts would stay fp32 while the report counted them as quantized
+        raise LoramError(f"{model.config.model_type}: its experts are 3-D parameters, which bitsandbytes' "
                          "Linear4bit / Linear8bitLt do not replace; train without --quantizer")
-    conv = next((name for name, m in model.named_modules() if type(m).__name__ == "Conv1D"), None)
+    conv = next((name for name, m in model.named_modules() if is_transposed(m)), None)
     if conv is not None:  # would stay fp32 while the report counted it as quantized
         raise LoramError(f"{model.config.model_type} models keep their projections in transformers' Conv1D ({conv}), "
                          "which bitsandbytes' Linear4bit / Linear8bitLt do not replace; train without --quantizer")
