@@ -84,7 +84,8 @@ def load_pruned_weights(folder: Path, remedy: str = "delete it and re-run the st
 def load_pruned_model(run, res, dtype=None, build=None):
     """Materialize the pruned model from the original config + plan + pruned weights (fp32 unless ``dtype``);
     returns ``(model, plan)``. ``run`` is the RunDir, ``res`` the run's Resources. With ``build(model, load)``
-    the model is built module by module from the shards instead (``plan.apply.stream_pruned``)."""
+    the model is built module by module from the shards instead (``plan.apply.stream_pruned``), what ``build``
+    leaves loaded in ``dtype``."""
     import torch
 
     from loram_core.plan.apply import materialize_pruned, stream_pruned
@@ -97,6 +98,6 @@ def load_pruned_model(run, res, dtype=None, build=None):
     validate_plan(plan, res.config)  # the original named now must be the one the plan was made for
     remedy = f"delete {run.pruned} and re-run 'loram prune {run.root}'"
     if build is not None:
-        return stream_pruned(res.config, plan, CheckpointReader.open(run.pruned, remedy), build), plan
+        return stream_pruned(res.config, plan, CheckpointReader.open(run.pruned, remedy), build, dtype or torch.float32), plan
     state = load_pruned_weights(run.pruned, remedy)
     return materialize_pruned(res.config, plan, state, dtype or torch.float32), plan

@@ -36,7 +36,8 @@ def quantize_pruned(model, settings):
 def load_trainable_pruned(run, res, dtype):
     """The pruned model as training holds it, and the quantizer's info (None without one): at ``dtype``, or
     quantized. A quantizer with ``quantize_streamed`` builds it from the pruned shards one module at a time,
-    so the pruned model is never whole in fp32 (docs/scaling.md, "Larger than memory"); any other gets the
+    so the pruned model is never whole in fp32 (docs/scaling.md, "Larger than memory"), and the modules it
+    leaves unquantized (embeddings, norms, skipped Linears) are held at ``dtype``; any other gets the
     materialized fp32 model."""
     from loram_core.lifecycle.pruned_folder import load_pruned_model
 
@@ -47,5 +48,6 @@ def load_trainable_pruned(run, res, dtype):
     streamed = optional_member(quantizer, Quantizer, "quantize_streamed")
     if streamed is None:
         return quantize_pruned(load_pruned_model(run, res)[0], settings)
-    model = load_pruned_model(run, res, build=lambda skeleton, load: streamed(skeleton, config, load))[0]
+    build = lambda skeleton, load: streamed(skeleton, config, load)  # noqa: E731
+    model = load_pruned_model(run, res, dtype=dtype, build=build)[0]
     return model, _info(quantizer, config, model)

@@ -17,7 +17,7 @@ from loram_core.lifecycle.resources import Resources
 from loram_core.lifecycle.rundir import RunDir
 from loram_core.lifecycle.settings import RunSettings
 from loram_core.estimate.stages import stage_estimates
-from loram_core.memory import StagePeak
+from loram_core.memory import StagePeak, release_freed_memory
 
 
 def plugins_used(settings: RunSettings) -> dict:
@@ -174,6 +174,7 @@ def _run_stages(run: RunDir, res: Resources, plugins: dict, stages: tuple[str, .
             log(stage.name)
         before = (run.record(stage.name) or {}).get("key")
         # the main process writes; every process takes part in a collective stage
+        release_freed_memory()  # what the stage before freed is not this one's baseline
         with StagePeak() as peak:
             distributed.run_stage(stage.load(), run, res, collective=stage.collective, device=settings.device)
         if (run.record(stage.name) or {}).get("key") != before:  # it ran again: later records are stale

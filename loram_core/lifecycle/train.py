@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-
 from loram_core import distributed, memory
 from loram_core.adapters.files import WEIGHTS
 from loram_core.lifecycle.quantize import load_trainable_pruned
@@ -40,14 +38,14 @@ def run_train(run: RunDir, res: Resources) -> dict:
     import peft  # noqa: F401  (imports bitsandbytes too, where installed)
 
     tokens = res.train_data
-    gc.collect()
+    memory.release_freed_memory()
     rss_baseline = memory.current_rss_mb()
     placement = Placement.from_settings(s)
-    # A quantizer gets fp32 weights and picks its own dtypes; otherwise the base is loaded in the run's dtype
+    # A quantizer gets fp32 weights and packs them; the rest of the base (or all of it) is held in the run's dtype
     # (LoRA weights stay fp32: PEFT upcasts adapters on half-precision bases). The plan is not kept: a mask
     # plan's masks (one byte per linear weight) would sit in the measured peak.
     model, quantized = load_trainable_pruned(run, res, placement.dtype)
-    gc.collect()
+    memory.release_freed_memory()  # the load's fp32 copies, before the loop resets VmHWM
     # a quantizer knows the bytes its state holds beside the packed weights
     base_bytes = (quantized or {}).get("param_bytes_base") or param_bytes(model)
     base_params = count_parameters(model)
@@ -88,6 +86,6 @@ def run_train(run: RunDir, res: Resources) -> dict:
             "data": {"name": res.data_name, "format": res.data_format, "packing": res.packing,
                      "counts": res.examples.counts if res.examples is not None else None},
             "device": placement.device,
-            "dtype": placement.dtype_name if not s.quantizer else None,
+            "dtype": placement.dtype_name,  # with a quantizer: of the modules it leaves unquantized
         },
     )

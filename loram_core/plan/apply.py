@@ -155,27 +155,30 @@ def materialize_pruned(config, plan: PrunePlan, state_dict: dict[str, torch.Tens
     return model.eval()
 
 
-def stream_pruned(config, plan: PrunePlan, reader, build):
+def stream_pruned(config, plan: PrunePlan, reader, build, dtype=torch.float32):
     """Build the pruned model module by module from the pruned shards in ``reader``: ``build(model, load)`` gets
     the skeleton on the meta device and ``load(name)``, which gives module ``name``'s own parameters their
-    fp32 values; what ``build`` leaves on meta is loaded afterwards. A quantizer so holds one fp32 Linear
-    at a time, never the pruned model whole (docs/scaling.md, "Larger than memory")."""
+    fp32 values; what ``build`` leaves on meta (embeddings, norms, the Linears a quantizer skips) is loaded
+    afterwards in ``dtype``, as transformers' ``dtype=`` holds them beside 4-bit weights. A quantizer so holds
+    one fp32 Linear at a time, never the pruned model whole (docs/scaling.md, "Larger than memory")."""
     model = pruned_skeleton(config, plan, torch.float32)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     stored = set(reader.names)
     _check_names(config, expected, stored)
+    load_dtype = [torch.float32]  # what ``build`` is given; the rest comes in ``dtype``
 
     def load(name: str) -> None:
         module = model.get_submodule(name)
         prefix = f"{name}." if name else ""
         wanted = {prefix + n: n for n, p in module.named_parameters(recurse=False) if p.is_meta and prefix + n in stored}
-        tensors = reader.get_many(wanted, torch.float32)
+        tensors = reader.get_many(wanted, load_dtype[0])
         for key, tensor in tensors.items():
             if tuple(tensor.shape) != expected[key]:
                 raise PlanError(f"{key}: pruned weights have shape {tuple(tensor.shape)}, the plan gives {expected[key]}")
         module.load_state_dict({wanted[k]: v for k, v in tensors.items()}, strict=False, assign=True)
 
     model = build(model, load)
+    load_dtype[0] = dtype
     for name, module in list(model.named_modules()):
         if any(p.is_meta for p in module.parameters(recurse=False)):
             load(name)

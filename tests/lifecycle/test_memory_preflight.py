@@ -29,15 +29,21 @@ def test_the_refusal_names_the_need_and_the_single_changes_that_fit(monkeypatch)
     preflight.check_train_fits(settings, config)  # exactly enough: no refusal
 
 
-def test_the_report_holds_each_stages_measured_peak(inputs, tmp_path, capsys):
+def test_the_report_holds_each_stages_measured_peak(inputs, tmp_path, capsys, monkeypatch):
     model, data = inputs
     out = tmp_path / "run"
+    import loram_core.lifecycle.runner as runner
+    from loram_core import memory
+
+    released = []  # memory a stage freed goes back to the kernel before the next one's baseline is taken
+    monkeypatch.setattr(runner, "release_freed_memory", lambda: released.append(memory.current_rss_mb()))
     assert main(["run", "--model", str(model), "--data", str(data), "--pruner", "random", "--out", str(out), "--json",
                  *FAST_FLAGS]) == 0
     stages = json.loads(capsys.readouterr().out)["memory"]["stages"]
     assert list(stages) == ["prune", "train", "recover", "merge", "eval"]
+    assert len(released) == len(stages)
     for name, measured in stages.items():
-        assert measured["peak_rss_mb"] >= 0 and measured["baseline_rss_mb"] > 0, name
+        assert measured["peak_rss_mb"] >= 0 and measured["baseline_rss_mb"] > 0 and measured["peak_anon_mb"] >= 0, name
         assert json.loads((out / "stages" / f"{name}.json").read_text())["measured"] == measured
     assert stages["train"]["peak_rss_mb"] > stages["recover"]["peak_rss_mb"]  # training holds activations
     assert all(m["seconds"] > 0 for m in stages.values())

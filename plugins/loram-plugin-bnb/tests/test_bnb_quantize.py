@@ -59,6 +59,31 @@ def test_same_bits_as_transformers_bitsandbytes_loader(inputs):
         assert torch.equal(ours(ids).logits, reference(ids).logits)
 
 
+def test_bf16_compute_dequantizes_as_transformers_bf16_loader_does(inputs, tmp_path):
+    """compute_dtype=bfloat16 on a bf16 checkpoint: the same packed bits as transformers' ``dtype=bfloat16``
+    loader, and each weight dequantizes straight to bf16 (no fp32 copy beside the bf16 one), to the same values."""
+    from bitsandbytes.functional import dequantize_4bit
+
+    model_dir, _ = inputs
+    bf16_dir = tmp_path / "bf16"
+    AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16).save_pretrained(bf16_dir)
+    config = NF4Config(compute_dtype="bfloat16")
+    reference = AutoModelForCausalLM.from_pretrained(
+        bf16_dir, quantization_config=config.as_bitsandbytes_config(), dtype=torch.bfloat16, device_map="cpu")
+    keep_unfit_modules_on_general_path(reference, all_modules=True)
+    ours = quantize_model(AutoModelForCausalLM.from_pretrained(bf16_dir, dtype=torch.float32), config)
+    ref_modules, our_modules = decoder_linears(reference), decoder_linears(ours)
+    assert len(our_modules) == 8 * 7
+    for name, mine in our_modules.items():
+        theirs = ref_modules[name]
+        assert torch.equal(mine.weight.data, theirs.weight.data), name
+        a, b = mine.weight.quant_state, theirs.weight.quant_state
+        assert a.dtype == b.dtype == torch.bfloat16, name
+        assert torch.equal(a.absmax, b.absmax) and torch.equal(a.state2.absmax, b.state2.absmax)
+        ours_w, theirs_w = dequantize_4bit(mine.weight.data, a), dequantize_4bit(theirs.weight.data, b)
+        assert ours_w.dtype == torch.bfloat16 and torch.equal(ours_w, theirs_w), name
+
+
 def test_describe_names_what_was_quantized_and_what_was_kept():
     model = tiny_llama(seed=2)
     total = sum(p.numel() for p in model.parameters())

@@ -68,3 +68,23 @@ def test_streamed_load_reads_one_linear_before_quantizing_it(pruned_run):
 
     load_pruned_model(run, res, build=build)
     assert len(seen) == 8 * 7 and all(held == [] for _, held in seen)
+
+
+def test_streamed_load_holds_the_unquantized_modules_at_the_run_dtype(pruned_run):
+    """``--dtype bf16`` with a quantizer: embeddings, norms and skipped Linears in bf16 (as transformers' ``dtype=``
+    holds them beside 4-bit weights), the packed weights bit for bit those of the fp32 load."""
+    run, res = pruned_run
+    full, _ = load_trainable_pruned(run, res, torch.float32)
+    half, _ = load_trainable_pruned(run, res, torch.bfloat16)
+    a, b = _state(full), _state(half)
+    packed = [k for k in a if k.endswith(("packed", "absmax"))]  # packed, absmax, nested absmax
+    assert len(packed) == 8 * 7 * 3 and all(torch.equal(a[k], b[k]) for k in packed)
+    unquantized = {n: p for n, p in half.named_parameters() if p.dtype.is_floating_point}
+    assert {"model.embed_tokens.weight", "model.norm.weight"} <= unquantized.keys()
+    assert all(p.dtype == torch.bfloat16 for p in unquantized.values()), {n: p.dtype for n, p in unquantized.items()}
+    assert all(torch.equal(p, a[n].to(torch.bfloat16)) for n, p in unquantized.items())
+    assert half.lm_head.weight is half.model.embed_tokens.weight
+    batch = torch.arange(24).reshape(2, 12)
+    with torch.no_grad():
+        logits = half(input_ids=batch).logits
+    assert logits.dtype == torch.bfloat16 and torch.isfinite(logits).all()
