@@ -4,7 +4,8 @@
 ``tracemalloc`` does not see tensor storage and torch has no CPU peak counter, so the kernel's VmHWM
 (high-water mark of the resident set) is the measure; writing "5" to /proc/self/clear_refs resets it. The
 resident set counts the pages of memory-mapped files too (a loader's mapped shards), which the kernel can evict;
-``AnonPeak`` samples RssAnon, the memory that cannot be, beside it. Every probe returns None (or False) where /proc is unavailable instead of a made-up number.
+``AnonPeak`` samples RssAnon, the memory that cannot be, beside it. Every probe returns None (or False) where
+/proc is unavailable instead of a made-up number.
 """
 
 from __future__ import annotations

@@ -98,6 +98,7 @@ def load_pruned_model(run, res, dtype=None, build=None):
     validate_plan(plan, res.config)  # the original named now must be the one the plan was made for
     remedy = f"delete {run.pruned} and re-run 'loram prune {run.root}'"
     if build is not None:
-        return stream_pruned(res.config, plan, CheckpointReader.open(run.pruned, remedy), build, dtype or torch.float32), plan
+        reader = CheckpointReader.open(run.pruned, remedy)
+        return stream_pruned(res.config, plan, reader, build, dtype or torch.float32), plan
     state = load_pruned_weights(run.pruned, remedy)
     return materialize_pruned(res.config, plan, state, dtype or torch.float32), plan

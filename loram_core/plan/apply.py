@@ -165,23 +165,21 @@ def stream_pruned(config, plan: PrunePlan, reader, build, dtype=torch.float32):
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     stored = set(reader.names)
     _check_names(config, expected, stored)
-    load_dtype = [torch.float32]  # what ``build`` is given; the rest comes in ``dtype``
 
-    def load(name: str) -> None:
+    def load(name: str, dtype: torch.dtype = torch.float32) -> None:
         module = model.get_submodule(name)
         prefix = f"{name}." if name else ""
         wanted = {prefix + n: n for n, p in module.named_parameters(recurse=False) if p.is_meta and prefix + n in stored}
-        tensors = reader.get_many(wanted, load_dtype[0])
+        tensors = reader.get_many(wanted, dtype)
         for key, tensor in tensors.items():
             if tuple(tensor.shape) != expected[key]:
                 raise PlanError(f"{key}: pruned weights have shape {tuple(tensor.shape)}, the plan gives {expected[key]}")
         module.load_state_dict({wanted[k]: v for k, v in tensors.items()}, strict=False, assign=True)
 
     model = build(model, load)
-    load_dtype[0] = dtype
     for name, module in list(model.named_modules()):
         if any(p.is_meta for p in module.parameters(recurse=False)):
-            load(name)
+            load(name, dtype)
     model.tie_weights()
     still_meta = [n for n, p in model.named_parameters() if p.is_meta]
     if still_meta:
