@@ -28,6 +28,8 @@ class TaskInfo:
     train: int | None = None
     test: int | None = None
     description: str = ""
+    source: str = ""  # where the examples come from (a package and version), for the built-in suite
+    licence: str = ""  # the examples' own licence, as their authors publish it
 
 
 @attrs.frozen

@@ -45,31 +45,28 @@ class FortunesDataset:
 
 
 @attrs.frozen
-class NaturalInstructionsDataset:
-    """Instruction records (conversational prompt/completion) from BIG-bench's natural_instructions."""
+class RetiredDataset:
+    """An alias whose data is no longer to be had: loading it says so in one line and names what replaces it."""
 
-    name: str = "natural-instructions"
-    capped: bool = True
-    description: str = (
-        "instruction data with no hub: BIG-bench's natural_instructions (61 subtasks) as chat prompt/completion "
-        "records, split per subtask; at most 256/32/32 examples of <= 2000 chars per subtask and split"
-    )
+    name: str
+    replacement: str
+    description: str = "retired: BIG-bench 1.0.0, which it read, is no longer served by the package index"
 
     def load(self, **options):
-        if options:
-            from loram_core.errors import LoramError
+        from loram_core.errors import LoramError
 
-            raise LoramError(f"dataset '{self.name}' takes no options, got {', '.join(sorted(options))}")
-        from loram_core.data.natural_instructions import load
+        raise LoramError(f"dataset '{self.name}' is retired: it read BIG-bench 1.0.0, which the package index no "
+                         f"longer serves; use --data {self.replacement} (docs/data.md)")
 
-        return load(self.name, self.capped)
+
+# Names scripts may still pass; each replacement comes with loram-plugin-lmeval.
+RETIRED = {"natural-instructions": "suite-instructions", "natural-instructions-full": "suite-instructions",
+           "bigbench-math": "suite-math", "bigbench-arithmetic": "suite-arithmetic"}
 
 
 @hookimpl
 def register_datasets(register):
     register(ShakespeareDataset())
     register(FortunesDataset())
-    register(NaturalInstructionsDataset())
-    register(NaturalInstructionsDataset(name="natural-instructions-full", capped=False,
-                                        description="every example of BIG-bench's natural_instructions "
-                                                    "(193,250), as chat prompt/completion records"))
+    for name, replacement in RETIRED.items():
+        register(RetiredDataset(name, replacement))

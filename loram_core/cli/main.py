@@ -6,6 +6,7 @@ import argparse
 import errno
 import logging
 import os
+import re
 import sys
 import traceback
 import warnings
@@ -43,10 +44,14 @@ def quiet_dependency_noise() -> None:
     """Messages of dependencies that no user can act on stay out of normal output."""
     # PEFT calls a transformers property that transformers 5 deprecates: noise for our users, not theirs to fix.
     warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
-    # bitsandbytes (imported by PEFT on every run, quantized or not) logs that an optional package of
-    # faster CPU kernels, `kernels`, is missing; its general CPU path works without it.
+    # bitsandbytes (imported by PEFT on every run, quantized or not) asks the `kernels` package for faster CPU
+    # kernels from the Hugging Face Hub, which loram never reaches; both log about it at import, in words that
+    # change with their versions, and the general CPU path works without them. So match what a message is about,
+    # never one version's wording: every warning of `kernels` is about the hub (its loggers, children inheriting
+    # the level, keep errors only), and bitsandbytes' message is dropped when its subject is those kernels.
+    logging.getLogger("kernels").setLevel(logging.ERROR)
     logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
-        lambda record: "kernels-community" not in record.getMessage())
+        lambda record: not re.search(r"\bkernels?\b|kernels-community", record.getMessage()))
 
 
 # Errors of the machine, not of loram: a full disk, a folder the user may not write, a path of the wrong kind.

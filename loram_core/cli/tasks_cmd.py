@@ -19,12 +19,13 @@ def list_tasks(include_path: str | None, *, as_json: bool) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     table = Table(title="downstream tasks (loram eval RUN_DIR --tasks NAME,...)")
-    for column in ("task", "family", "kind", "metric", "train", "test", "evaluator"):
+    for column in ("task", "family", "kind", "metric", "train", "test", "evaluator", "source", "licence"):
         table.add_column(column, justify="right" if column in ("train", "test") else "left", overflow="fold")
     for row in rows:
         sizes = ["—" if row[k] is None else f"{row[k]:,}" for k in ("train", "test")]
-        table.add_row(row["name"], row["family"], row["kind"], row["metric"], *sizes, row["evaluator"])
-    Console(width=None if sys.stdout.isatty() else 160).print(table)  # a pipe gets whole names
+        table.add_row(row["name"], row["family"], row["kind"], row["metric"], *sizes, row["evaluator"], row["source"],
+                      row["licence"])
+    Console(width=None if sys.stdout.isatty() else 200).print(table)  # a pipe gets whole names
     if not rows:
         warn("no task evaluator is installed: pip install ./plugins/loram-plugin-lmeval")
     return 0

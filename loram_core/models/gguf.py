@@ -93,7 +93,7 @@ def convert(gguf: Path, out: Path, name: str) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = gguf.resolve()
-    with _rich_tensor_progress(gguf.name):
+    with _rich_tensor_progress(gguf.name), _no_transformers_bars():
         loaded = _read(gguf, lambda: AutoModelForCausalLM.from_pretrained(
             gguf.parent, gguf_file=gguf.name, dtype=torch.float32))
     tokenizer = _read(gguf, lambda: AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name))
@@ -117,8 +117,23 @@ def convert(gguf: Path, out: Path, name: str) -> None:
     if left:
         raise LoramError(f"converting {gguf}: weights left unset {left}")
     model.eval()
-    model.save_pretrained(out, safe_serialization=True)
+    with _no_transformers_bars():
+        model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
+
+
+@contextlib.contextmanager
+def _no_transformers_bars():
+    """transformers' own tqdm bars (loading weights, writing shards) stay off: the conversion's one bar is rich."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
 
 
 @contextlib.contextmanager

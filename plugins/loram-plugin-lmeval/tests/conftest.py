@@ -29,7 +29,7 @@ def lmeval_registered(loram_register, monkeypatch):
 
 @pytest.fixture(scope="session")
 def suite():
-    """The suite's folder and manifest, built from the BIG-bench archive once (into the loram cache)."""
+    """The suite's folder and manifest, built from the pinned data packages once (into the loram cache)."""
     from loram_plugin_lmeval.build import ensure_suite
 
     return ensure_suite()

