@@ -71,7 +71,8 @@ def test_every_variant_is_scored_and_the_original_is_shared_with_its_adapter(eva
                                              "metrics": {"acc,none": [value("original"), 0.01]},
                                              "options": {"num_fewshot": 0, "limit": None}}
     assert report["tasks"]["info"]["probe_a"] == {"name": "probe_a", "family": "user", "kind": "multiple choice",
-                                                  "metric": "acc", "train": 3, "test": 4, "description": ""}
+                                                  "metric": "acc", "train": 3, "test": 4, "description": "",
+                                                  "source": "", "licence": ""}
     assert report["tasks"]["evaluators"] == {"logits": "unknown"} or list(report["tasks"]["evaluators"]) == ["logits"]
 
 

@@ -319,7 +319,7 @@ def test_hook_register_task_evaluators(registered, capsys):
     assert main(["eval", "--list-tasks", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == [{"evaluator": "counter", "name": "count_words", "family": "user",
                                                     "kind": "generative", "metric": "words", "train": None, "test": 3,
-                                                    "description": ""}]
+                                                    "description": "", "source": "", "licence": ""}]
 
 
 def test_hook_register_commands(registered, capsys):
