@@ -178,3 +178,16 @@ def test_gemma3_assembles_only_until_converted(tiny, tmp_path, cache, monkeypatc
     assert gemma3.ensure_gemma3() == folder and calls == [False]
     monkeypatch.setattr(importlib.metadata, "version", lambda dist: "1.0.1")  # an upgraded package
     assert gemma3.ensure_gemma3() == folder and calls == [False, False]
+
+
+def test_a_conversion_into_a_pipe_prints_nothing(tiny, cache):
+    """transformers' own tqdm bars (loading weights, writing shards) stay off; loram's bar shows on a terminal only."""
+    import subprocess
+    import sys
+
+    code = f"from pathlib import Path; from loram_core.models.gguf import ensure_file; ensure_file(Path({str(tiny)!r}))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "LORAM_CACHE": str(cache), "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr
+    assert (done.stdout, done.stderr) == ("", "")
+    assert (gguf.file_folder(tiny) / gguf.MARKER).is_file()

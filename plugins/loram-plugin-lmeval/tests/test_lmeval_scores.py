@@ -10,7 +10,8 @@ from loram_core.task_eval import TaskOptions
 from loram_core.testing.tiny import FAST_FLAGS
 from loram_plugin_lmeval.suite import BY_NAME, SUITE
 
-TASKS = [t.name for t in SUITE]
+# gsm_symbolic's YAML is gsm8k's with other documents (build.yaml_text): gsm8k stands for both here.
+TASKS = [t.name for t in SUITE if t.name != "gsm_symbolic"]
 # One of each way a task is put and scored: integer and worked answers, two choices, a passage.
 PLUMBING = ["arithmetic", "gsm8k", "piqa", "boolq"]
 
